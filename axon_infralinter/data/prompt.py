@@ -1,0 +1,64 @@
+"""The one prompt: training, evaluation and `axon scan` all build model input here.
+
+`input_text` = INSTRUCTION + the Terraform code (comments stripped by default, see
+`data.hcl.strip_comments`) inside a fenced block + `Answer:`. `target_text` = `SECURE`, or `INSECURE`
+followed by up to 3 lines `- RULE_ID: title (resource)`. Training joins them as
+`{input_text}\n\n{target_text}` (the spec's format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from axon_infralinter.data.hcl import strip_comments
+from axon_infralinter.schema import Finding, Label
+
+INSTRUCTION = (
+    "You are a cloud security reviewer. Read the Terraform code below and answer SECURE if it has "
+    "no security misconfiguration, or INSECURE followed by up to three findings."
+)
+CODE_OPEN = "\n\n```hcl\n"
+CODE_CLOSE = "\n```\n\nAnswer:"
+MAX_EXPLANATION_LINES = 3
+
+
+def build_prompt(code: str, keep_comments: bool = False) -> str:
+    """Build `input_text` from Terraform code.
+
+    Args:
+        code: Terraform source text.
+        keep_comments: Keep comments (default strips them: comments can carry prompt injection,
+            and labels are computed on the stripped text).
+    """
+    body = code if keep_comments else strip_comments(code)
+    return f"{INSTRUCTION}{CODE_OPEN}{body.strip()}{CODE_CLOSE}"
+
+
+def split_prompt(input_text: str) -> tuple[str, str, str]:
+    """Split a prompt into (head, code, tail) so truncation can cut the code only."""
+    start = input_text.find(CODE_OPEN)
+    end = input_text.rfind(CODE_CLOSE)
+    if start < 0 or end < start:
+        return "", input_text, ""
+    start += len(CODE_OPEN)
+    return input_text[:start], input_text[start:end], input_text[end:]
+
+
+def build_target(label: Label, findings: Sequence[Finding]) -> str:
+    """Build `target_text`: the label, and for INSECURE up to 3 finding lines.
+
+    `findings` are those the label policy counted; they are listed by line, then rule id, one line
+    per rule id (the first resource it hit).
+    """
+    if label == "SECURE":
+        return "SECURE"
+    lines = ["INSECURE"]
+    seen: set[str] = set()
+    for f in sorted(findings, key=lambda f: (f["start_line"], f["rule_id"], f["resource"])):
+        if f["rule_id"] in seen:
+            continue
+        seen.add(f["rule_id"])
+        lines.append(f"- {f['rule_id']}: {f['title']} ({f['resource']})")
+        if len(lines) > MAX_EXPLANATION_LINES:
+            break
+    return "\n".join(lines)

@@ -1,0 +1,333 @@
+"""The one place that turns Terraform text into a verdict (used by evaluate and scan).
+
+Two modes:
+
+* score (default for headline numbers): one forward pass over the prompt followed by the "\\n\\n"
+  that opens the answer. The two label continuations, `SECURE` and `INSECURE`, differ at their
+  first token, so P(INSECURE) = softmax over those two first-token logits. No parsing, no sampling
+  noise, and a score that gives ROC and PR curves. The decision threshold is tuned on the
+  validation split and saved beside the adapter (`threshold.json`; 0.5 without one).
+* generate: `model.generate` with `max_new_tokens=50`, greedy (AXON_EVAL_MODE=deterministic) or
+  sampled (stochastic, AXON_EVAL_TEMPERATURE, a seed); `parse_label` reads the label back and
+  returns None when it cannot (counted as a parse failure, never as a class).
+
+Prompts are built by `data.prompt.build_prompt` and truncated exactly as in training.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from axon_infralinter.data.prompt import build_prompt
+from axon_infralinter.errors import ModelError
+from axon_infralinter.files import atomic_write_json, iter_jsonl
+from axon_infralinter.models.base_model import (
+    EMBEDDED_SMOLLM2,
+    cpu_supports_bf16,
+    cuda_available,
+    load_base_model,
+)
+from axon_infralinter.schema import Label
+from axon_infralinter.settings import Settings, load_settings
+
+DEFAULT_MAX_LENGTH = 1024
+DEFAULT_THRESHOLD = 0.5
+_LABEL_RE = re.compile(r"\b(INSECURE|SECURE|NOT\s+SECURE|UNSECURE)\b", re.IGNORECASE)
+
+
+def parse_label(output: str) -> Label | None:
+    """SECURE/INSECURE from a generated answer; None when no label can be read.
+
+    The first label word wins ("INSECURE ... not SECURE" is INSECURE); "not secure" and
+    "unsecure" count as INSECURE.
+    """
+    m = _LABEL_RE.search(output or "")
+    if not m:
+        return None
+    word = re.sub(r"\s+", " ", m.group(1).upper())
+    return "SECURE" if word == "SECURE" else "INSECURE"
+
+
+@dataclass
+class Predictor:
+    """A loaded model + tokenizer that scores and explains Terraform text."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    threshold: float = DEFAULT_THRESHOLD
+    max_length: int = DEFAULT_MAX_LENGTH
+    keep_comments: bool = False
+    adapter: Path | None = None
+    tokens_processed: int = 0
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def max_code_tokens(self) -> int:
+        """Code tokens that fit beside the instruction and the answer without truncation."""
+        overhead = len(self.tokenizer(build_prompt(""), add_special_tokens=False)["input_ids"])
+        return self.max_length - overhead - 64
+
+    def count_tokens(self, code: str) -> int:
+        """Tokens of the code alone."""
+        return len(self.tokenizer(code, add_special_tokens=False)["input_ids"])
+
+    def _label_token_ids(self) -> tuple[int, int]:
+        from axon_infralinter.models.train_lora import answer_prefix_ids
+
+        enc = self.tokenizer
+        secure = enc("\n\nSECURE", add_special_tokens=False)["input_ids"]
+        insecure = enc("\n\nINSECURE", add_special_tokens=False)["input_ids"]
+        sep = len(answer_prefix_ids(enc))
+        if sep >= min(len(secure), len(insecure)):
+            raise ModelError("this tokenizer does not separate SECURE and INSECURE")
+        return secure[sep], insecure[sep]
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        if cuda_available():
+            return contextlib.nullcontext()  # weights already bf16 / 4-bit on CUDA
+        if cpu_supports_bf16():
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def score_prompts(
+        self, prompts: Sequence[str], batch_size: int = 8, progress: bool = False
+    ) -> list[float]:
+        """P(INSECURE) for ready-built prompts (input_text), batched and length-sorted."""
+        import torch
+
+        from axon_infralinter.models.train_lora import prompt_ids
+
+        secure_id, insecure_id = self._label_token_ids()
+        ids = [prompt_ids(p, self.tokenizer, self.max_length) for p in prompts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        scores: list[float] = [0.0] * len(ids)
+        device = self.model.device
+        pad = self.tokenizer.pad_token_id
+        head = self.model.get_output_embeddings().weight.detach().float()
+        started = time.perf_counter()
+        bar = tqdm(total=len(ids), desc=f"scoring ({self.name})", unit="file", disable=not progress, leave=False)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                width = max(len(ids[i]) for i in chunk)
+                # Left padding: every sequence ends at the last position, where we read the logits.
+                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    seq = ids[i]
+                    input_ids[row, width - len(seq) :] = torch.tensor(seq)
+                    mask[row, width - len(seq) :] = 1
+                position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+                out = self.model(
+                    input_ids=input_ids.to(device),
+                    attention_mask=mask.to(device),
+                    position_ids=position_ids.to(device),
+                    logits_to_keep=1,
+                    output_hidden_states=True,
+                )
+                # bf16 logits near 30 move in steps of 0.125, which ties different files; the two
+                # label logits are recomputed in fp32 from the final hidden state (after the norm).
+                hidden = out.hidden_states[-1][:, -1, :].float()
+                with torch.autocast(device.type, enabled=False):
+                    pair = hidden @ head[[secure_id, insecure_id]].T
+                probs = torch.softmax(pair, dim=-1)[:, 1].tolist()
+                for i, p in zip(chunk, probs, strict=True):
+                    scores[i] = float(p)
+                self.tokens_processed += int(mask.sum())
+                bar.update(len(chunk))
+        bar.close()
+        self.stats["score_seconds"] = self.stats.get("score_seconds", 0.0) + time.perf_counter() - started
+        return scores
+
+    def score(self, codes: Sequence[str], batch_size: int = 8, progress: bool = False) -> list[float]:
+        """P(INSECURE) for Terraform code (prompts built with `build_prompt`)."""
+        return self.score_prompts([build_prompt(c, self.keep_comments) for c in codes], batch_size, progress)
+
+    def generate_prompts(
+        self,
+        prompts: Sequence[str],
+        max_new_tokens: int = 50,
+        do_sample: bool = False,
+        temperature: float = 0.7,
+        seed: int | None = None,
+        batch_size: int = 4,
+        progress: bool = False,
+    ) -> list[str]:
+        """Generated answers (text after the prompt) for ready-built prompts; KV cache on."""
+        import torch
+        from transformers import set_seed
+
+        from axon_infralinter.models.train_lora import prompt_ids
+
+        if seed is not None:
+            set_seed(seed)
+        ids = [prompt_ids(p, self.tokenizer, self.max_length, reserve=max_new_tokens) for p in prompts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        outputs: list[str] = [""] * len(ids)
+        pad = self.tokenizer.pad_token_id
+        device = self.model.device
+        bar = tqdm(total=len(ids), desc=f"generating ({self.name})", unit="file", disable=not progress, leave=False)
+        with torch.inference_mode(), self._autocast():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                width = max(len(ids[i]) for i in chunk)
+                input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros((len(chunk), width), dtype=torch.long)
+                for row, i in enumerate(chunk):
+                    seq = ids[i]
+                    input_ids[row, width - len(seq) :] = torch.tensor(seq)
+                    mask[row, width - len(seq) :] = 1
+                kwargs: dict[str, Any] = {
+                    "max_new_tokens": max_new_tokens,
+                    "do_sample": do_sample,
+                    "pad_token_id": pad,
+                    "eos_token_id": self.tokenizer.eos_token_id,
+                    "use_cache": True,
+                }
+                if do_sample:
+                    kwargs.update(temperature=temperature, top_p=1.0, top_k=0)
+                else:
+                    kwargs.update(temperature=None, top_p=None, top_k=None)
+                out = self.model.generate(
+                    input_ids=input_ids.to(device), attention_mask=mask.to(device), **kwargs
+                )
+                for row, i in enumerate(chunk):
+                    new = out[row, width:]
+                    outputs[i] = self.tokenizer.decode(new, skip_special_tokens=True).strip()
+                    self.tokens_processed += int(mask[row].sum()) + int((new != pad).sum())
+                bar.update(len(chunk))
+        bar.close()
+        return outputs
+
+    def generate(self, codes: Sequence[str], **kwargs: Any) -> list[str]:
+        """Generated answers for Terraform code."""
+        return self.generate_prompts([build_prompt(c, self.keep_comments) for c in codes], **kwargs)
+
+
+def find_default_adapter() -> Path | None:
+    """The trained adapter a user most likely means: models/axon_lora_smollm2-cpu, else the shipped one."""
+    for candidate in (
+        Path("models") / "axon_lora_smollm2-cpu",
+        Path(__file__).resolve().parents[1] / "adapters" / "default",
+    ):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    return None
+
+
+def load_predictor(
+    adapter: Path | None,
+    *,
+    base_model: str | None = None,
+    keep_comments: bool = False,
+    settings: Settings | None = None,
+    max_length: int | None = None,
+) -> Predictor:
+    """Load the base model (and the LoRA adapter when given) for inference.
+
+    Args:
+        adapter: Adapter folder (adapter_config.json + adapter_model.safetensors), or None for the
+            base model alone (zero-shot).
+        base_model: Base model to use; default: the one the adapter was trained on, else SmolLM2.
+        keep_comments: Judge code with its comments (default strips them).
+        settings: Where the model cache lives.
+        max_length: Prompt token budget; default the adapter's training max_length, else 1024.
+
+    Raises:
+        ModelError: the adapter is missing or does not fit the base model.
+    """
+    settings = settings or load_settings()
+    config: dict[str, Any] = {}
+    if adapter is not None:
+        adapter = Path(adapter)
+        if not (adapter / "adapter_config.json").is_file():
+            raise ModelError(f"--adapter {adapter}: no adapter_config.json there (train one with `axon train`)")
+        config_file = adapter / "train_config.json"
+        if config_file.is_file():
+            config = json.loads(config_file.read_text())["config"]
+    base = base_model or config.get("base_model") or EMBEDDED_SMOLLM2
+    model, tokenizer = load_base_model(base, settings)
+    name = "smollm2-base" if base == EMBEDDED_SMOLLM2 else f"{Path(base).name}-base"
+    threshold = DEFAULT_THRESHOLD
+    if adapter is not None:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter))
+        except (ValueError, RuntimeError, KeyError, OSError) as exc:
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"--adapter {adapter} does not fit base model {base!r}: {first}") from None
+        name = adapter.name if adapter.name != "default" else "axon_lora_default"
+        threshold_file = adapter / "threshold.json"
+        if threshold_file.is_file():
+            threshold = float(json.loads(threshold_file.read_text())["threshold"])
+    model.eval()
+    if not cuda_available():
+        import os
+
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+    return Predictor(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        threshold=threshold,
+        max_length=max_length or int(config.get("max_length", DEFAULT_MAX_LENGTH)),
+        keep_comments=keep_comments,
+        adapter=adapter,
+    )
+
+
+def best_threshold(y_true: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
+    """Threshold on P(INSECURE) that maximizes F1 (ties: the higher threshold); returns (t, f1)."""
+    from sklearn.metrics import precision_recall_curve
+
+    if len(set(y_true)) < 2:
+        return DEFAULT_THRESHOLD, float("nan")  # undefined: one class only
+    precision, recall, thresholds = precision_recall_curve(list(y_true), list(scores))
+    best_t, best_f1 = DEFAULT_THRESHOLD, -1.0
+    for p, r, t in zip(precision[:-1], recall[:-1], thresholds, strict=True):
+        f1 = 0.0 if p + r == 0 else 2 * p * r / (p + r)
+        if f1 >= best_f1:
+            best_t, best_f1 = float(t), f1
+    return best_t, best_f1
+
+
+def tune_threshold(
+    adapter_dir: Path,
+    val_path: Path,
+    settings: Settings,
+    model: Any = None,
+    tokenizer: Any = None,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Score the validation split, pick the F1-maximizing threshold, save threshold.json."""
+    records = list(iter_jsonl(val_path))
+    if model is not None:
+        predictor = Predictor(model=model, tokenizer=tokenizer, name=adapter_dir.name)
+        model.eval()
+    else:
+        predictor = load_predictor(adapter_dir, settings=settings)
+    config_file = adapter_dir / "train_config.json"
+    if config_file.is_file():
+        predictor.max_length = int(json.loads(config_file.read_text())["config"].get("max_length", DEFAULT_MAX_LENGTH))
+    scores = predictor.score_prompts([r["input_text"] for r in records], batch_size=batch_size, progress=True)
+    y_true = [1 if r["label"] == "INSECURE" else 0 for r in records]
+    threshold, f1 = best_threshold(y_true, scores)
+    result = {"threshold": threshold, "val_f1": None if f1 != f1 else round(f1, 4), "n": len(records), "criterion": "max F1 on val"}
+    atomic_write_json(adapter_dir / "threshold.json", result)
+    return result
