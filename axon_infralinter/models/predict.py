@@ -328,6 +328,12 @@ def tune_threshold(
     scores = predictor.score_prompts([r["input_text"] for r in records], batch_size=batch_size, progress=True)
     y_true = [1 if r["label"] == "INSECURE" else 0 for r in records]
     threshold, f1 = best_threshold(y_true, scores)
-    result = {"threshold": threshold, "val_f1": None if f1 != f1 else round(f1, 4), "n": len(records), "criterion": "max F1 on val"}
+    result = {
+        "threshold": threshold,
+        "val_f1": None if f1 != f1 else round(f1, 4),
+        "n": len(records),
+        "criterion": "max F1 on val",
+        "val_scores": {r["id"]: s for r, s in zip(records, scores, strict=True)},
+    }
     atomic_write_json(adapter_dir / "threshold.json", result)
     return result

@@ -347,7 +347,6 @@ def to_training_arguments(config: TrainConfig, output_dir: Path, has_eval: bool)
         report_to="none",
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
-        gradient_checkpointing=config.gradient_checkpointing,
         ddp_find_unused_parameters=False,
         disable_tqdm=False,
         dataloader_num_workers=0,
@@ -463,8 +462,6 @@ def train(
     if on_ready:
         on_ready(adapter_dir, checkpoints, len(train_rows))
 
-    if not cuda_available():
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
     set_seed(config.seed)
     model, tokenizer = load_base_model(
         config.base_model, settings, config.precision, to_quantization_options(config)
@@ -497,6 +494,9 @@ def train(
         pad_to_multiple_of=None,
     )
     args = to_training_arguments(config, checkpoints, has_eval=val_ds is not None)
+    if not cuda_available():
+        # Under torchrun each rank gets its share of the cores, not all of them.
+        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // args.world_size))
     if not progress:
         args.disable_tqdm = True
     log_path = adapter_dir / "training_log.jsonl"

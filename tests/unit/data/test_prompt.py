@@ -1,0 +1,78 @@
+"""The one prompt and target format."""
+
+from axon_infralinter.data.prompt import (
+    CODE_CLOSE,
+    CODE_OPEN,
+    INSTRUCTION,
+    MAX_EXPLANATION_LINES,
+    build_prompt,
+    build_target,
+    split_prompt,
+)
+from axon_infralinter.schema import Finding
+
+CODE = 'resource "aws_s3_bucket" "b" { # why\n  bucket = "x" // name\n}\n'
+
+
+def finding(rule_id: str, line: int, resource: str = "aws_s3_bucket.b") -> Finding:
+    return Finding(
+        tool="checkov",
+        rule_id=rule_id,
+        severity=None,
+        resource=resource,
+        path="r/main.tf",
+        start_line=line,
+        end_line=line + 1,
+        title=f"title of {rule_id}",
+    )
+
+
+def test_prompt_layout_and_stripped_comments() -> None:
+    prompt = build_prompt(CODE)
+    assert prompt == (
+        f'{INSTRUCTION}{CODE_OPEN}resource "aws_s3_bucket" "b" {{\n  bucket = "x"\n}}{CODE_CLOSE}'
+    )
+    assert prompt.endswith("Answer:")
+
+
+def test_prompt_can_keep_comments() -> None:
+    assert "# why" in build_prompt(CODE, keep_comments=True)
+    assert "# why" not in build_prompt(CODE)
+
+
+def test_split_prompt_round_trip() -> None:
+    prompt = build_prompt(CODE)
+    head, code, tail = split_prompt(prompt)
+    assert head + code + tail == prompt
+    assert code == 'resource "aws_s3_bucket" "b" {\n  bucket = "x"\n}'
+    assert tail == CODE_CLOSE
+
+
+def test_split_prompt_without_fence_is_all_code() -> None:
+    assert split_prompt("plain text") == ("", "plain text", "")
+
+
+def test_secure_target_ignores_findings() -> None:
+    assert build_target("SECURE", []) == "SECURE"
+    assert build_target("SECURE", [finding("CKV_AWS_1", 1)]) == "SECURE"
+
+
+def test_insecure_target_without_findings() -> None:
+    assert build_target("INSECURE", []) == "INSECURE"
+
+
+def test_insecure_target_orders_by_line_dedups_rules_and_caps_lines() -> None:
+    findings = [
+        finding("CKV_B", 9),
+        finding("CKV_A", 3),
+        finding("CKV_A", 1, resource="aws_s3_bucket.first"),
+        finding("CKV_C", 5),
+        finding("CKV_D", 7),
+    ]
+    assert MAX_EXPLANATION_LINES == 3
+    assert build_target("INSECURE", findings) == (
+        "INSECURE\n"
+        "- CKV_A: title of CKV_A (aws_s3_bucket.first)\n"
+        "- CKV_C: title of CKV_C (aws_s3_bucket.b)\n"
+        "- CKV_D: title of CKV_D (aws_s3_bucket.b)"
+    )

@@ -1,0 +1,116 @@
+"""TrainConfig, profiles, tokenization and label masks, with a character-level fake tokenizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from axon_infralinter.data.prompt import build_prompt
+from axon_infralinter.errors import ConfigError
+from axon_infralinter.models import train_lora as tl
+
+
+class CharTokenizer:
+    """One token per character; EOS = 0. Enough to check masks and truncation exactly."""
+
+    eos_token_id = 0
+    pad_token_id = 0
+
+    def __call__(self, text: str, add_special_tokens: bool = False) -> dict[str, list[int]]:
+        return {"input_ids": [ord(c) for c in text]}
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(i) for i in ids if i)
+
+
+TOK = CharTokenizer()
+
+
+def test_spec_defaults() -> None:
+    c = tl.TrainConfig()
+    assert (
+        c.learning_rate,
+        c.num_train_epochs,
+        c.per_device_train_batch_size,
+        c.gradient_accumulation_steps,
+    ) == (2e-4, 3.0, 1, 4)
+    assert c.resume_from_checkpoint is None and c.loss_on == "target"
+    assert c.adapter_dir == Path("models/axon_lora_smollm2-cpu")
+
+
+def test_every_shipped_profile_loads() -> None:
+    names = tl.profile_names()
+    assert {"smollm2-cpu", "codellama-7b-qlora"} <= set(names)
+    for name in names:
+        config = tl.resolve_config(name)
+        assert config.profile == name
+    assert tl.resolve_config("codellama-7b-qlora").load_in_4bit is True
+
+
+def test_unknown_keys_and_bad_values_are_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown config keys in flags: nonsense"):
+        tl.resolve_config("smollm2-cpu", nonsense=1)
+    with pytest.raises(ConfigError, match="--max-steps must be > 0"):
+        tl.resolve_config("smollm2-cpu", max_steps=0)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        tl.resolve_config("gpt-17")
+    # None means "flag not given": the profile value stays.
+    assert (
+        tl.resolve_config("smollm2-cpu", max_length=None).max_length
+        == tl.load_profile("smollm2-cpu")["max_length"]
+    )
+
+
+def test_label_mask_covers_prompt_and_separator_only() -> None:
+    prompt = build_prompt('resource "aws_s3_bucket" "b" {}')
+    row = tl.tokenize_example(prompt, "INSECURE\n- X", TOK, max_length=2048)
+    ids, labels = row["input_ids"], row["labels"]
+    n_prompt = len(prompt) + 2  # the "\n\n" that opens the answer is prompt format
+    assert labels[:n_prompt] == [-100] * n_prompt
+    assert TOK.decode(labels[n_prompt:]) == "INSECURE\n- X"
+    assert labels[-1] == TOK.eos_token_id and ids[-1] == TOK.eos_token_id
+    assert row["attention_mask"] == [1] * len(ids)
+
+
+def test_loss_on_all_keeps_prompt_in_labels() -> None:
+    row = tl.tokenize_example(build_prompt("x = 1"), "SECURE", TOK, max_length=2048, loss_on="all")
+    assert row["labels"] == row["input_ids"]
+
+
+def test_truncation_cuts_the_middle_of_the_code_only() -> None:
+    code = "resource a {\n" + "\n".join(f"  line{i} = {i}" for i in range(400)) + "\n}"
+    prompt = build_prompt(code)
+    row = tl.tokenize_example(prompt, "SECURE", TOK, max_length=600)
+    text = TOK.decode(row["input_ids"])
+    assert len(row["input_ids"]) == 600
+    assert text.startswith(tl.split_prompt(prompt)[0])  # the instruction is whole
+    assert text.endswith("```\n\nAnswer:\n\nSECURE")  # the prompt's end and the answer are whole
+    assert tl.TRUNCATION_MARKER in text and "line0 " in text and "line399" in text
+    assert "line200 " not in text
+
+
+def test_prompt_ids_match_training_prefix() -> None:
+    prompt = build_prompt("x = 1")
+    ids = tl.prompt_ids(prompt, TOK, max_length=2048)
+    row = tl.tokenize_example(prompt, "SECURE", TOK, max_length=2048)
+    assert row["input_ids"][: len(ids)] == ids  # scoring sees exactly what training saw
+
+
+def test_tokenize_function_is_batched() -> None:
+    batch = {
+        "input_text": [build_prompt("a = 1"), build_prompt("b = 2")],
+        "target_text": ["SECURE", "INSECURE"],
+    }
+    out = tl.tokenize_function(batch, TOK, max_length=512)
+    assert set(out) == {"input_ids", "attention_mask", "labels"} and len(out["labels"]) == 2
+
+
+def test_config_to_library_objects() -> None:
+    config = tl.resolve_config("smollm2-cpu", lora_r=8, lora_alpha=16)
+    lora = tl.to_lora_config(config)
+    assert (lora.r, lora.lora_alpha, lora.target_modules) == (8, 16, "all-linear")
+    assert tl.to_quantization_options(config) is None
+    args = tl.to_training_arguments(config, Path("/tmp/x"), has_eval=True)
+    assert args.train_sampling_strategy == "group_by_length" and args.report_to == []
+    assert args.eval_strategy == "steps" and args.save_steps == config.save_steps
