@@ -136,11 +136,17 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from axon_infralinter.models import evaluate as ev
+    from axon_infralinter.models.predict import find_default_adapter
 
+    adapter = Path(args.adapter) if args.adapter else None
+    if adapter is None and settings.lora_output_dir is None:
+        adapter = find_default_adapter()  # models/axon_lora_smollm2-cpu, else the shipped one
+        if adapter is not None:
+            _info(f"using adapter {adapter}")
     config = ev.EvalConfig(
         data_dir=Path(args.data),
         runs_dir=Path(args.runs_dir),
-        adapter=Path(args.adapter) if args.adapter else None,
+        adapter=adapter,
         base_model=args.base_model,
         mode=args.mode,
         run_id=args.run_id,
@@ -150,9 +156,13 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         force=args.force,
         seed=args.seed,
         explain=args.explain,
+        batch_size=args.batch_size,
+        policy=args.policy,
     )
     paths = ev.evaluate(config, settings)
     _print_runs(paths)
+    if paths and json.loads(paths[0].read_text())["config"].get("base_model_only"):
+        _info("note: no trained adapter found: evaluated the base model zero-shot")
     return 0
 
 
@@ -197,6 +207,7 @@ def _cmd_benchmark(args: argparse.Namespace, settings: Settings) -> int:
         adapter=adapter,
         base_model=args.base_model,
         limit=args.limit,
+        generate_limit=args.generate_limit,
         force=args.force,
         profile=args.profile,
         base=not args.no_base,
@@ -330,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int)
     e.add_argument("--force", action="store_true", help="recompute finished runs")
     e.add_argument("--explain", action="store_true", help="also generate explanations in score mode")
+    e.add_argument("--batch-size", type=int, default=8, help="prompts per model call")
+    e.add_argument("--policy", help="label policy for baselines and cross-labeler views (default security-core)")
     e.add_argument("--data", default="data")
     e.add_argument("--runs-dir", default="data/eval_runs")
     e.set_defaults(func=_cmd_evaluate)
@@ -341,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--adapter")
     b.add_argument("--base-model")
     b.add_argument("--no-base", action="store_true", help="skip the zero-shot base-model row")
-    b.add_argument("--limit", type=int)
+    b.add_argument("--limit", type=int, help="evaluate N test files (an evenly spaced sample)")
+    b.add_argument("--generate-limit", type=int, help="generate-mode runs use N test files (CPU time)")
     b.add_argument("--force", action="store_true")
     b.add_argument("--data", default="data")
     b.add_argument("--runs-dir", default="data/eval_runs")
