@@ -22,6 +22,7 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -406,13 +407,23 @@ def _train_once(
         eval_steps=100_000,
         **overrides,
     )
-    adapter = train(config, ctx.settings, progress=False)
-    log = read_jsonl(adapter / "training_log.jsonl")
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its log dicts
+        adapter = train(config, ctx.settings, progress=False)
     summary = json.loads((adapter / "train_config.json").read_text())["summary"]
-    last = log[-1] if log else {}
-    # The log's clock starts at on_train_begin and its last row comes before the final save.
-    tokens = int(last.get("tokens_seen") or summary["tokens_seen"])
-    seconds = float(last.get("elapsed_s") or summary["seconds"])
+    # One row per optimizer step (logging_steps 1); its clock starts at on_train_begin and the last
+    # row comes before the final save. Steady state = from the end of step 1 to the end: step 1
+    # carries one-time costs (first kernels, allocator growth) that 4 steps would not amortize.
+    steps = [r for r in read_jsonl(adapter / "training_log.jsonl") if "loss" in r]
+    if not steps:
+        raise RuntimeError(f"{name}: training_log.jsonl has no step rows")
+    first, last = steps[0], steps[-1]
+    whole_tokens, whole_s = int(last["tokens_seen"]), float(last["elapsed_s"])
+    if len(steps) >= 2:
+        tokens = whole_tokens - int(first["tokens_seen"])
+        seconds = float(last["elapsed_s"]) - float(first["elapsed_s"])
+        measured = int(last["step"]) - int(first["step"])
+    else:
+        tokens, seconds, measured = whole_tokens, whole_s, int(last["step"])
     return {
         "recipe": name,
         "precision": config.precision,
@@ -422,10 +433,14 @@ def _train_once(
         "loss_on": config.loss_on,
         "group_by_length": config.group_by_length,
         "steps": summary["global_step"],
-        "examples": summary["global_step"] * sizes.train_accum,
+        "steps_measured": measured,
+        "examples_measured": measured * sizes.train_accum,
         "tokens": tokens,
         "seconds": seconds,
         "tokens_per_s": tokens / seconds if seconds else None,
+        "whole_run_tokens": whole_tokens,
+        "whole_run_seconds": whole_s,
+        "whole_run_tokens_per_s": whole_tokens / whole_s if whole_s else None,
         "train_loss": summary["train_loss"],
     }
 
@@ -471,11 +486,16 @@ def bench_train(ctx: Context) -> Section:
     print(f"  matmul peak ({sizes.matmul_n}x{sizes.matmul_n}): bf16 {peak_bf16:,.1f} GFLOP/s, fp32 {peak_fp32:,.1f} GFLOP/s; "
           f"N = {n_params:,} parameters (base model, frozen included; LoRA's not counted)")  # fmt: skip
     print_table(
-        ["recipe", "dtype", "padding", "max len", "loss on", "steps", "examples", "useful tokens", "s", "tokens/s", "GFLOP/s", "MFU"],
-        [[x["recipe"], x["dtype"], x["padding"], x["max_length"], x["loss_on"], x["steps"], x["examples"],
-          x["tokens"], round(x["seconds"], 1), x["tokens_per_s"], x["model_gflops"],
+        ["recipe", "dtype", "padding", "max len", "loss on", "examples timed", "useful tokens", "s", "tokens/s",
+         "tokens/s incl. step 1", "GFLOP/s", "MFU"],
+        [[x["recipe"], x["dtype"], x["padding"], x["max_length"], x["loss_on"], x["examples_measured"],
+          x["tokens"], round(x["seconds"], 1), x["tokens_per_s"], x["whole_run_tokens_per_s"], x["model_gflops"],
           f"{100 * (x['mfu_vs_bf16_peak'] or 0):.1f}%"] for x in runs],
     )  # fmt: skip
+    whole = ratio(recipe["whole_run_tokens_per_s"] or 0.0, seed["whole_run_tokens_per_s"] or 0.0)
+    if recipe["steps_measured"] < recipe["steps"]:
+        print(f"  timed: optimizer steps 2..{recipe['steps']} of each run (step 1 is warm-up); "
+              f"with step 1 the ratio is {fmt_x(whole)}")  # fmt: skip
     print(
         "  MFU = 6 x N x useful tokens / seconds / measured bf16 matmul peak (useful = attention-mask ones)"
     )
@@ -484,7 +504,7 @@ def bench_train(ctx: Context) -> Section:
         f"  verdict: this recipe trains on {fmt_x(r)} the useful tokens/s of the seed's (target >= 3x): {v}"
     )
     figures = {
-        "ratio": r, "n_params": n_params, "matmul_peak_gflops": {"bf16": peak_bf16, "fp32": peak_fp32},
+        "ratio": r, "ratio_whole_run": whole, "n_params": n_params, "matmul_peak_gflops": {"bf16": peak_bf16, "fp32": peak_fp32},
         "matmul_n": sizes.matmul_n, "records": len(records), "runs": runs,
         "mfu_formula": "6 * N * useful_tokens / seconds / bf16_matmul_peak",
     }  # fmt: skip
@@ -558,37 +578,56 @@ def bench_predict(ctx: Context) -> Section:
 # --------------------------------------------------------------------------------------------
 # 4. scan
 
+_PEAK_MARK = "AXON_BENCH_VMHWM_KB"
+#: Runs `python -m axon_infralinter ARGS` and prints the process's peak RSS (VmHWM, KiB) last.
+_PEAK_WRAPPER = f"""
+import runpy, sys
+sys.argv = ["axon", *sys.argv[1:]]
+code = 0
+try:
+    runpy.run_module("axon_infralinter", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+except BaseException:
+    import traceback
+    traceback.print_exc()
+    code = 3  # a crash, told apart from exit 1 (findings)
+finally:
+    sys.stdout.flush()
+    with open("/proc/self/status") as status:
+        peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    sys.stderr.write("\\n{_PEAK_MARK} " + peak + "\\n")
+sys.exit(code)
+"""
+
 
 def bench_scan(ctx: Context) -> Section:
     """`axon scan` on corpus files in a child process: wall time, files/s, peak RSS of the child."""
     sizes = ctx.sizes
     paths = [str(path) for _, path, _ in corpus_sample(ctx, sizes.scan_files)]
-    cmd = [
-        sys.executable,
-        "-m",
-        "axon_infralinter",
-        "scan",
-        *paths,
-        "--format",
-        "json",
-        "--no-explain",
-    ]
+    # `python -m axon_infralinter scan ...`, run through runpy so that the child can report the
+    # high-water mark of its own address space (VmHWM) as it exits. ru_maxrss cannot be used: Linux
+    # carries the parent's RSS across fork/vfork + exec into the child's ru_maxrss, so it would
+    # report this bench process's peak (several GiB after the train section).
+    cmd = [sys.executable, "-c", _PEAK_WRAPPER, "scan", *paths, "--format", "json", "--no-explain"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)
-        # wait4 gives this child's own rusage (RUSAGE_CHILDREN would mix in earlier scanner runs).
-        _, status, usage = os.wait4(proc.pid, 0)
+        returncode = subprocess.run(cmd, stdout=out, stderr=err, cwd=REPO, check=False).returncode
         wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(), err.read().decode()
-    if proc.returncode not in (0, 1):
-        tail = stderr.strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"axon scan exited {proc.returncode}: {tail[0][:300]}")
+    if returncode not in (0, 1):
+        lines = [line for line in stderr.strip().splitlines() if not line.startswith(_PEAK_MARK)]
+        raise RuntimeError(
+            f"axon scan exited {returncode}: {(lines[-1:] or ['no output'])[0][:300]}"
+        )
+    marks = [line.split()[1] for line in stderr.splitlines() if line.startswith(_PEAK_MARK)]
+    if not marks:
+        raise RuntimeError("axon scan did not report its peak memory")
+    rss_kb = int(marks[-1])
     report = json.loads(stdout)
     n = len(paths)
-    rss_kb = usage.ru_maxrss
     rows = [
         ["wall (model load included)", n, round(wall, 2), n / wall],
         ["scan only (report 'seconds')", n, round(report["seconds"], 2), n / report["seconds"] if report["seconds"] else "n/a"],

@@ -210,7 +210,7 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
         "name": TOOL_NAME,
         "version": __version__,
         "semanticVersion": __version__,
-        "informationUri": INFORMATION_URI,
+        **({"informationUri": INFORMATION_URI} if INFORMATION_URI else {}),
         "rules": [descriptor(r, "warning") for r in RULES],
         "notifications": [descriptor(r, "error") for r in NOTIFICATIONS],
     }

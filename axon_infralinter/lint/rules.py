@@ -22,8 +22,9 @@ from typing import Any, Literal
 
 SarifLevel = Literal["error", "warning", "note", "none"]
 
-#: Where a SARIF viewer links the tool's name. Set this to the project's public home page.
-INFORMATION_URI = "https://github.com/axon-infralinter/axon-infralinter"
+#: Where a SARIF viewer links the tool's name: the project has no public home page yet, so SARIF
+#: logs leave `informationUri` out (it is optional in SARIF 2.1.0) until this is set.
+INFORMATION_URI: str | None = None
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,9 @@ class Predictor:
         scores: list[float] = [0.0] * len(ids)
         device = self.model.device
         pad = self.tokenizer.pad_token_id
-        head = self.model.get_output_embeddings().weight.detach().float()
+        head = self.model.get_output_embeddings().weight.detach()[[secure_id, insecure_id]].float()
+        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        decoder = base.get_decoder()
         started = time.perf_counter()
         bar = tqdm(total=len(ids), desc=f"scoring ({self.name})", unit="file", disable=not progress, leave=False)
         with torch.inference_mode(), self._autocast():
@@ -131,18 +133,19 @@ class Predictor:
                     input_ids[row, width - len(seq) :] = torch.tensor(seq)
                     mask[row, width - len(seq) :] = 1
                 position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-                out = self.model(
+                # The decoder alone (no LM head over 49k tokens, no per-layer hidden states: peak
+                # memory stays near the weights). bf16 logits near 30 move in steps of 0.125, which
+                # ties different files, so the two label logits are computed here in fp32 from the
+                # final (normed) hidden state.
+                out = decoder(
                     input_ids=input_ids.to(device),
                     attention_mask=mask.to(device),
                     position_ids=position_ids.to(device),
-                    logits_to_keep=1,
-                    output_hidden_states=True,
+                    use_cache=False,
                 )
-                # bf16 logits near 30 move in steps of 0.125, which ties different files; the two
-                # label logits are recomputed in fp32 from the final hidden state (after the norm).
-                hidden = out.hidden_states[-1][:, -1, :].float()
+                hidden = out.last_hidden_state[:, -1, :].float()
                 with torch.autocast(device.type, enabled=False):
-                    pair = hidden @ head[[secure_id, insecure_id]].T
+                    pair = hidden @ head.T
                 probs = torch.softmax(pair, dim=-1)[:, 1].tolist()
                 for i, p in zip(chunk, probs, strict=True):
                     scores[i] = float(p)
