@@ -114,6 +114,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "learning_rate": args.learning_rate,
         "max_length": args.max_length,
         "loss_on": args.loss_on,
+        "label_weight": args.label_weight,
         "resume_from_checkpoint": args.resume,
     }
     config = resolve_config(args.profile, **overrides)
@@ -322,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--max-length", type=int)
     t.add_argument("--loss-on", choices=["target", "all"])
+    t.add_argument("--label-weight", type=float, help="loss weight of the SECURE/INSECURE token (default 20)")
     t.add_argument("--seed", type=int)
     t.add_argument("--base-model")
     t.add_argument("--output-dir", type=Path)

@@ -82,6 +82,12 @@ class TrainConfig:
     """Tokens per example; longer code is cut in the middle."""
     loss_on: LossOn = "target"
     """"target": loss on answer tokens only; "all": prompt too (the seed's recipe)."""
+    label_weight: float = 20.0
+    """Loss weight of the decision token (the first answer token: SECURE or INSECURE) relative to
+    the explanation tokens. An INSECURE answer has ~60 explanation tokens, so with weight 1 the
+    decision is ~2% of its loss and a short CPU run learns the format, not the verdict (measured:
+    120 steps left P(INSECURE) < 0.07 on INSECURE training files). Training only; the validation
+    loss stays the plain mean over target tokens."""
     padding: Padding = "dynamic"
     """"dynamic": pad to the longest in the batch; "max_length": pad to max_length (the seed)."""
     group_by_length: bool = True
@@ -141,6 +147,7 @@ class TrainConfig:
             (self.loss_on in ("target", "all"), f"loss_on must be target or all, got {self.loss_on!r}"),
             (self.padding in ("dynamic", "max_length"), f"padding must be dynamic or max_length, got {self.padding!r}"),
             (self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}"),
+            (self.label_weight > 0, f"--label-weight must be > 0, got {self.label_weight}"),
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}"),
             (self.eval_steps >= 1 and self.save_steps >= 1 and self.logging_steps >= 1, "eval/save/logging steps must be >= 1"),
@@ -291,6 +298,36 @@ def tokenize_function(
         for key in out:
             out[key].append(row[key])
     return out
+
+
+def make_loss_function(label_weight: float) -> Callable[..., Any]:
+    """Causal-LM loss with the decision token weighted `label_weight` times (Trainer's compute_loss_func).
+
+    Training (the Trainer passes `num_items_in_batch`, the target tokens of the whole accumulated
+    batch): sum of weighted token losses / num_items_in_batch, so gradient accumulation and DDP
+    average exactly as the stock loss does. Evaluation (`num_items_in_batch` is None): the plain
+    mean over target tokens, comparable across recipes.
+    """
+
+    def loss_fn(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        logits = outputs.logits[:, :-1, :].float()
+        targets = labels[:, 1:].to(logits.device)
+        mask = targets != IGNORE_INDEX
+        token_loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+        ).view_as(targets)
+        weights = mask.float()
+        if num_items_in_batch is None:
+            return (token_loss * weights).sum() / weights.sum().clamp(min=1)
+        first = mask & (mask.long().cumsum(dim=1) == 1)  # the first target token of each row
+        weights = weights + (label_weight - 1.0) * first.float()
+        total = torch.as_tensor(num_items_in_batch, device=logits.device, dtype=logits.dtype)
+        return (token_loss * weights).sum() / total.clamp(min=1)
+
+    return loss_fn
 
 
 # --------------------------------------------------------------------------------------------
@@ -509,6 +546,7 @@ def train(
         eval_dataset=val_ds,
         data_collator=collator,
         callbacks=[_make_log_callback(log_path, args.process_index == 0)],
+        compute_loss_func=make_loss_function(config.label_weight) if config.loss_on == "target" else None,
     )
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)

@@ -114,3 +114,25 @@ def test_config_to_library_objects() -> None:
     args = tl.to_training_arguments(config, Path("/tmp/x"), has_eval=True)
     assert args.train_sampling_strategy == "group_by_length" and args.report_to == []
     assert args.eval_strategy == "steps" and args.save_steps == config.save_steps
+
+
+def test_loss_weights_only_the_decision_token_in_training() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    # Two rows: row 0 targets at positions 2..4 (after the shift: 1..3), row 1 at 3..4.
+    labels = torch.tensor([[-100, -100, 5, 6, 7], [-100, -100, -100, 8, 9]])
+    logits = torch.zeros(2, 5, 10)  # uniform: every token costs log(10)
+    logits[0, 1, 5] = 5.0  # the decision token of row 0 is cheap
+    out = SimpleNamespace(logits=logits)
+    ln10 = torch.log(torch.tensor(10.0))
+    cheap = torch.nn.functional.cross_entropy(logits[0, 1][None], torch.tensor([5]))
+    loss = tl.make_loss_function(4.0)
+    # Evaluation (no num_items_in_batch): plain mean over the 5 target tokens.
+    assert float(loss(out, labels)) == pytest.approx(float((cheap + 4 * ln10) / 5))
+    # Training: decision tokens (row 0 pos 1, row 1 pos 2) weigh 4, normalized by the item count.
+    expected = (4 * cheap + 2 * ln10 + 4 * ln10 + ln10) / 5
+    assert float(loss(out, labels, num_items_in_batch=5)) == pytest.approx(float(expected))
+    # Weight 1 is the stock loss.
+    assert float(tl.make_loss_function(1.0)(out, labels, num_items_in_batch=5)) == pytest.approx(float((cheap + 4 * ln10) / 5))
