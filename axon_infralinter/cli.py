@@ -77,7 +77,9 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     else:
         for kind, count in sorted(card["skipped_by_kind"].items(), key=lambda kv: -kv[1]):
             _info(f"skipped {count} files: {kind}")
-        _info(f"every skipped file and its reason: {Path(args.out) / 'dataset_card.json'} (key `skipped`)")
+        _info(
+            f"every skipped file and its reason: {Path(args.out) / 'dataset_card.json'} (key `skipped`)"
+        )
     for split in ("train", "val", "test"):
         info = card["splits"][split]
         share = "-" if info["insecure_share"] is None else f"{info['insecure_share']:.1%}"
@@ -298,21 +300,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"axon {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    corpus = sub.add_parser("corpus", help="collect a Terraform corpus").add_subparsers(dest="sub", required=True)
-    c = corpus.add_parser("collect", help="shallow-clone pinned repositories and copy their .tf files")
+    corpus = sub.add_parser("corpus", help="collect a Terraform corpus").add_subparsers(
+        dest="sub", required=True
+    )
+    c = corpus.add_parser(
+        "collect", help="shallow-clone pinned repositories and copy their .tf files"
+    )
     c.add_argument("--sources", required=True, help="file of `url commit` lines")
     c.add_argument("--out", default="data/corpus")
     c.set_defaults(func=_cmd_corpus_collect)
 
-    dataset = sub.add_parser("dataset", help="build the data set").add_subparsers(dest="sub", required=True)
+    dataset = sub.add_parser("dataset", help="build the data set").add_subparsers(
+        dest="sub", required=True
+    )
     d = dataset.add_parser("build", help="scan, label, de-duplicate and split a corpus")
-    d.add_argument("--corpus", help="corpus folder (default: AXON_CORPUS or ../shared/datasets/terraform-corpus)")
+    d.add_argument(
+        "--corpus",
+        help="corpus folder (default: AXON_CORPUS or ../shared/datasets/terraform-corpus)",
+    )
     d.add_argument("--out", default="data")
     d.add_argument("--workers", type=int, default=2)
     d.add_argument("--limit", type=int)
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--policy", default=None, help="label policy: security-core (default), any, tfsec-high")
-    d.add_argument("--near-dup-threshold", type=float, default=0.8, help="Jaccard on 5-token shingles")
+    d.add_argument(
+        "--policy", default=None, help="label policy: security-core (default), any, tfsec-high"
+    )
+    d.add_argument(
+        "--near-dup-threshold", type=float, default=0.8, help="Jaccard on 5-token shingles"
+    )
     d.set_defaults(func=_cmd_dataset_build)
 
     t = sub.add_parser("train", help="fine-tune the base model with LoRA")
@@ -323,12 +338,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float)
     t.add_argument("--max-length", type=int)
     t.add_argument("--loss-on", choices=["target", "all"])
-    t.add_argument("--label-weight", type=float, help="loss weight of the SECURE/INSECURE token (default 20)")
+    t.add_argument(
+        "--label-weight", type=float, help="loss weight of the SECURE/INSECURE token (default 20)"
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--base-model")
     t.add_argument("--output-dir", type=Path)
     t.add_argument("--checkpoint-dir", type=Path)
-    t.add_argument("--resume", nargs="?", const="last", help="resume from PATH or the newest checkpoint")
+    t.add_argument(
+        "--resume", nargs="?", const="last", help="resume from PATH or the newest checkpoint"
+    )
     t.add_argument("--print-config", action="store_true")
     t.set_defaults(func=_cmd_train)
 
@@ -336,28 +355,48 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--adapter")
     e.add_argument("--base-model")
     e.add_argument("--mode", choices=["score", "generate"], default="score")
-    e.add_argument("--baselines", action="store_true", help="also Checkov, tfsec and the constant baseline")
+    e.add_argument(
+        "--baselines", action="store_true", help="also Checkov, tfsec and the constant baseline"
+    )
     e.add_argument("--labels", help="CSV of path,label to evaluate on instead of test.jsonl")
     e.add_argument("--run-id", type=int, default=1)
     e.add_argument("--limit", type=int)
     e.add_argument("--seed", type=int)
     e.add_argument("--force", action="store_true", help="recompute finished runs")
-    e.add_argument("--explain", action="store_true", help="also generate explanations in score mode")
+    e.add_argument(
+        "--explain", action="store_true", help="also generate explanations in score mode"
+    )
     e.add_argument("--batch-size", type=int, default=8, help="prompts per model call")
-    e.add_argument("--policy", help="label policy for baselines and cross-labeler views (default security-core)")
+    e.add_argument(
+        "--policy",
+        help="label policy for baselines and cross-labeler views (default security-core)",
+    )
     e.add_argument("--data", default="data")
     e.add_argument("--runs-dir", default="data/eval_runs")
     e.set_defaults(func=_cmd_evaluate)
 
-    b = sub.add_parser("benchmark", help="repeat evaluations and aggregate with confidence intervals")
-    b.add_argument("--runs", type=int, default=5, help="sampling seeds in generate mode (and adapters with --train-seeds)")
-    b.add_argument("--train-seeds", action="store_true", help="also train --runs adapters (seeds 1..N) and evaluate each")
+    b = sub.add_parser(
+        "benchmark", help="repeat evaluations and aggregate with confidence intervals"
+    )
+    b.add_argument(
+        "--runs",
+        type=int,
+        default=5,
+        help="sampling seeds in generate mode (and adapters with --train-seeds)",
+    )
+    b.add_argument(
+        "--train-seeds",
+        action="store_true",
+        help="also train --runs adapters (seeds 1..N) and evaluate each",
+    )
     b.add_argument("--profile", default="smollm2-cpu", help="training profile for --train-seeds")
     b.add_argument("--adapter")
     b.add_argument("--base-model")
     b.add_argument("--no-base", action="store_true", help="skip the zero-shot base-model row")
     b.add_argument("--limit", type=int, help="evaluate N test files (an evenly spaced sample)")
-    b.add_argument("--generate-limit", type=int, help="generate-mode runs use N test files (CPU time)")
+    b.add_argument(
+        "--generate-limit", type=int, help="generate-mode runs use N test files (CPU time)"
+    )
     b.add_argument("--force", action="store_true")
     b.add_argument("--data", default="data")
     b.add_argument("--runs-dir", default="data/eval_runs")
@@ -370,13 +409,30 @@ def build_parser() -> argparse.ArgumentParser:
     pl.set_defaults(func=_cmd_plots)
 
     s = sub.add_parser("scan", help="lint Terraform files with the fine-tuned model")
-    s.add_argument("paths", nargs="+", metavar="PATH", help="files, folders (searched for *.tf) or globs")
+    s.add_argument(
+        "paths", nargs="+", metavar="PATH", help="files, folders (searched for *.tf) or globs"
+    )
     s.add_argument("--format", choices=["text", "json", "sarif"], default="text")
     s.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
-    s.add_argument("--adapter", metavar="DIR", help="LoRA adapter (default: models/axon_lora_smollm2-cpu, else the shipped one)")
-    s.add_argument("--base-model", metavar="ID", help="HF id or local folder (default: the adapter's)")
-    s.add_argument("--threshold", type=float, metavar="P", help="P(INSECURE) at or above which a block is INSECURE")
-    s.add_argument("--keep-comments", action="store_true", help="judge code with its comments (default strips them)")
+    s.add_argument(
+        "--adapter",
+        metavar="DIR",
+        help="LoRA adapter (default: models/axon_lora_smollm2-cpu, else the shipped one)",
+    )
+    s.add_argument(
+        "--base-model", metavar="ID", help="HF id or local folder (default: the adapter's)"
+    )
+    s.add_argument(
+        "--threshold",
+        type=float,
+        metavar="P",
+        help="P(INSECURE) at or above which a block is INSECURE",
+    )
+    s.add_argument(
+        "--keep-comments",
+        action="store_true",
+        help="judge code with its comments (default strips them)",
+    )
     s.add_argument("--no-explain", action="store_true", help="skip generated explanations (faster)")
     s.set_defaults(func=_cmd_scan)
 
@@ -402,7 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(exc))
         return 2
     except KeyboardInterrupt:
-        _err("interrupted; finished work is kept (caches, checkpoints, run files): re-run to resume")
+        _err(
+            "interrupted; finished work is kept (caches, checkpoints, run files): re-run to resume"
+        )
         return 130
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -87,13 +87,22 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
 
     # 1. data set
     card_path = data_dir / "dataset_card.json"
-    if card_path.is_file() and json.loads(card_path.read_text())["config"].get("limit") == sizes.files:
+    if (
+        card_path.is_file()
+        and json.loads(card_path.read_text())["config"].get("limit") == sizes.files
+    ):
         yield stamp(f"1/5 data set: reusing {data_dir}/ (delete it to rebuild)")
     else:
-        yield stamp(f"1/5 data set: {sizes.files} files of {corpus}, scanned with Checkov and tfsec")
+        yield stamp(
+            f"1/5 data set: {sizes.files} files of {corpus}, scanned with Checkov and tfsec"
+        )
         card = build_dataset(
             DatasetConfig(
-                corpus=corpus, out=data_dir, limit=sizes.files, workers=2, cache_dir=settings.scan_cache
+                corpus=corpus,
+                out=data_dir,
+                limit=sizes.files,
+                workers=2,
+                cache_dir=settings.scan_cache,
             ),
             progress=True,
         )
@@ -101,15 +110,21 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
         yield stamp(f"    wrote {data_dir}/ ({counts}; policy {card['policy']['name']})")
 
     # 2. training
-    if (adapter_dir / "adapter_model.safetensors").is_file() and (adapter_dir / "train_config.json").is_file():
+    if (adapter_dir / "adapter_model.safetensors").is_file() and (
+        adapter_dir / "train_config.json"
+    ).is_file():
         yield stamp(f"2/5 training: reusing {adapter_dir}")
     else:
-        yield stamp(f"2/5 training: SmolLM2-135M + LoRA, {sizes.steps} steps x {sizes.grad_accum} examples")
+        yield stamp(
+            f"2/5 training: SmolLM2-135M + LoRA, {sizes.steps} steps x {sizes.grad_accum} examples"
+        )
         train_config = resolve_config(
             "smollm2-cpu",
             data_dir=data_dir,
             output_dir=adapter_dir,
-            checkpoint_dir=settings.home / "checkpoints" / f"demo-{'tiny' if config.tiny else 'full'}",
+            checkpoint_dir=settings.home
+            / "checkpoints"
+            / f"demo-{'tiny' if config.tiny else 'full'}",
             max_steps=sizes.steps,
             gradient_accumulation_steps=sizes.grad_accum,
             max_length=sizes.max_length,
@@ -155,7 +170,9 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
 
     # 5. axon scan examples/
     predictor = load_predictor(adapter_dir, settings=settings)
-    report = scan(ScanOptions(paths=[config.examples], root=config.examples, explain=False), predictor)
+    report = scan(
+        ScanOptions(paths=[config.examples], root=config.examples, explain=False), predictor
+    )
     insecure = [f.path for f in report.files if f.label == "INSECURE"]
     yield stamp(
         f"5/5 axon scan {config.examples}: {len(report.files)} files, {len(insecure)} INSECURE "

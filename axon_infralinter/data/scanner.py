@@ -200,7 +200,9 @@ def _folder_index(path: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def _run_batch(tool: Tool, texts: Sequence[str], timeout_s: float) -> list[tuple[list[Finding], str | None]]:
+def _run_batch(
+    tool: Tool, texts: Sequence[str], timeout_s: float
+) -> list[tuple[list[Finding], str | None]]:
     """Run one tool process over `texts`, each alone in its own folder. Raises on a failed run."""
     with tempfile.TemporaryDirectory(prefix=f"axon-{tool}-") as tmp:
         root = Path(tmp)
@@ -226,7 +228,9 @@ def _run_batch(tool: Tool, texts: Sequence[str], timeout_s: float) -> list[tuple
         if i in broken:
             out.append(([], f"{tool} could not parse the file"))
         else:
-            found = sorted(per.get(i, []), key=lambda f: (f["start_line"], f["rule_id"], f["resource"]))
+            found = sorted(
+                per.get(i, []), key=lambda f: (f["start_line"], f["rule_id"], f["resource"])
+            )
             out.append((found, None))
     return out
 
@@ -361,7 +365,9 @@ def _is_high(f: Finding) -> bool:
 POLICIES: dict[str, LabelPolicy] = {
     p.name: p
     for p in (
-        LabelPolicy("any", "INSECURE when Checkov or tfsec reports any failed check.", lambda f: True),
+        LabelPolicy(
+            "any", "INSECURE when Checkov or tfsec reports any failed check.", lambda f: True
+        ),
         LabelPolicy(
             "tfsec-high",
             "INSECURE when tfsec (Trivy) reports a HIGH or CRITICAL misconfiguration.",

@@ -120,7 +120,13 @@ class Predictor:
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         decoder = base.get_decoder()
         started = time.perf_counter()
-        bar = tqdm(total=len(ids), desc=f"scoring ({self.name})", unit="file", disable=not progress, leave=False)
+        bar = tqdm(
+            total=len(ids),
+            desc=f"scoring ({self.name})",
+            unit="file",
+            disable=not progress,
+            leave=False,
+        )
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
@@ -152,12 +158,18 @@ class Predictor:
                 self.tokens_processed += int(mask.sum())
                 bar.update(len(chunk))
         bar.close()
-        self.stats["score_seconds"] = self.stats.get("score_seconds", 0.0) + time.perf_counter() - started
+        self.stats["score_seconds"] = (
+            self.stats.get("score_seconds", 0.0) + time.perf_counter() - started
+        )
         return scores
 
-    def score(self, codes: Sequence[str], batch_size: int = 8, progress: bool = False) -> list[float]:
+    def score(
+        self, codes: Sequence[str], batch_size: int = 8, progress: bool = False
+    ) -> list[float]:
         """P(INSECURE) for Terraform code (prompts built with `build_prompt`)."""
-        return self.score_prompts([build_prompt(c, self.keep_comments) for c in codes], batch_size, progress)
+        return self.score_prompts(
+            [build_prompt(c, self.keep_comments) for c in codes], batch_size, progress
+        )
 
     def generate_prompts(
         self,
@@ -177,12 +189,20 @@ class Predictor:
 
         if seed is not None:
             set_seed(seed)
-        ids = [prompt_ids(p, self.tokenizer, self.max_length, reserve=max_new_tokens) for p in prompts]
+        ids = [
+            prompt_ids(p, self.tokenizer, self.max_length, reserve=max_new_tokens) for p in prompts
+        ]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
         outputs: list[str] = [""] * len(ids)
         pad = self.tokenizer.pad_token_id
         device = self.model.device
-        bar = tqdm(total=len(ids), desc=f"generating ({self.name})", unit="file", disable=not progress, leave=False)
+        bar = tqdm(
+            total=len(ids),
+            desc=f"generating ({self.name})",
+            unit="file",
+            disable=not progress,
+            leave=False,
+        )
         with torch.inference_mode(), self._autocast():
             for start in range(0, len(order), batch_size):
                 chunk = order[start : start + batch_size]
@@ -257,7 +277,9 @@ def load_predictor(
     if adapter is not None:
         adapter = Path(adapter)
         if not (adapter / "adapter_config.json").is_file():
-            raise ModelError(f"--adapter {adapter}: no adapter_config.json there (train one with `axon train`)")
+            raise ModelError(
+                f"--adapter {adapter}: no adapter_config.json there (train one with `axon train`)"
+            )
         config_file = adapter / "train_config.json"
         if config_file.is_file():
             config = json.loads(config_file.read_text())["config"]
@@ -271,8 +293,12 @@ def load_predictor(
         try:
             model = PeftModel.from_pretrained(model, str(adapter))
         except (ValueError, RuntimeError, KeyError, OSError) as exc:
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"--adapter {adapter} does not fit base model {base!r}: {first}") from None
+            first = (
+                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            )
+            raise ModelError(
+                f"--adapter {adapter} does not fit base model {base!r}: {first}"
+            ) from None
         name = adapter.name if adapter.name != "default" else "axon_lora_default"
         threshold_file = adapter / "threshold.json"
         if threshold_file.is_file():
@@ -327,8 +353,12 @@ def tune_threshold(
         predictor = load_predictor(adapter_dir, settings=settings)
     config_file = adapter_dir / "train_config.json"
     if config_file.is_file():
-        predictor.max_length = int(json.loads(config_file.read_text())["config"].get("max_length", DEFAULT_MAX_LENGTH))
-    scores = predictor.score_prompts([r["input_text"] for r in records], batch_size=batch_size, progress=True)
+        predictor.max_length = int(
+            json.loads(config_file.read_text())["config"].get("max_length", DEFAULT_MAX_LENGTH)
+        )
+    scores = predictor.score_prompts(
+        [r["input_text"] for r in records], batch_size=batch_size, progress=True
+    )
     y_true = [1 if r["label"] == "INSECURE" else 0 for r in records]
     threshold, f1 = best_threshold(y_true, scores)
     result = {

@@ -236,7 +236,9 @@ def tokenize_example(
         marker = enc(TRUNCATION_MARKER)
         keep = max(budget - len(marker), 0)
         front = keep - keep // 2
-        code_ids = code_ids[:front] + marker + (code_ids[len(code_ids) - keep // 2 :] if keep // 2 else [])
+        code_ids = (
+            code_ids[:front] + marker + (code_ids[len(code_ids) - keep // 2 :] if keep // 2 else [])
+        )
     prompt_ids = head_ids + code_ids + tail_ids
     input_ids = (prompt_ids + answer_ids)[: max(max_length, len(answer_ids))]
     if loss_on == "target":
@@ -246,10 +248,16 @@ def tokenize_example(
         labels[len(prompt_ids) : len(prompt_ids) + n_sep] = [IGNORE_INDEX] * n_sep
     else:
         labels = list(input_ids)
-    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels[: len(input_ids)]}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": [1] * len(input_ids),
+        "labels": labels[: len(input_ids)],
+    }
 
 
-def prompt_ids(input_text: str, tokenizer: Any, max_length: int = 1024, reserve: int = 8) -> list[int]:
+def prompt_ids(
+    input_text: str, tokenizer: Any, max_length: int = 1024, reserve: int = 8
+) -> list[int]:
     """Token ids of a prompt followed by the "\\n\\n" that opens the answer, truncated like training."""
     head, code, tail = split_prompt(input_text)
     enc = _encode(tokenizer)
@@ -260,7 +268,9 @@ def prompt_ids(input_text: str, tokenizer: Any, max_length: int = 1024, reserve:
         marker = enc(TRUNCATION_MARKER)
         keep = max(budget - len(marker), 0)
         front = keep - keep // 2
-        code_ids = code_ids[:front] + marker + (code_ids[len(code_ids) - keep // 2 :] if keep // 2 else [])
+        code_ids = (
+            code_ids[:front] + marker + (code_ids[len(code_ids) - keep // 2 :] if keep // 2 else [])
+        )
     return head_ids + code_ids + tail_ids + sep
 
 
@@ -293,7 +303,9 @@ def tokenize_function(
 ) -> dict[str, list[list[int]]]:
     """Batched `datasets.map` function (the spec's name): `{input_text}\\n\\n{target_text}`."""
     out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": [], "labels": []}
-    for input_text, target_text in zip(examples["input_text"], examples["target_text"], strict=True):
+    for input_text, target_text in zip(
+        examples["input_text"], examples["target_text"], strict=True
+    ):
         row = tokenize_example(input_text, target_text, tokenizer, max_length, loss_on)
         for key in out:
             out[key].append(row[key])
@@ -317,7 +329,10 @@ def make_loss_function(label_weight: float) -> Callable[..., Any]:
         targets = labels[:, 1:].to(logits.device)
         mask = targets != IGNORE_INDEX
         token_loss = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
         ).view_as(targets)
         weights = mask.float()
         if num_items_in_batch is None:
@@ -398,9 +413,13 @@ def _load_split(data_dir: Path, split: str, required: bool) -> list[dict[str, An
     path = data_dir / f"{split}.jsonl"
     if not path.is_file():
         if required:
-            raise InputError(f"no {split} split at {path}: run `axon dataset build` first (or pass --data)")
+            raise InputError(
+                f"no {split} split at {path}: run `axon dataset build` first (or pass --data)"
+            )
         return []
-    rows = [{"input_text": r["input_text"], "target_text": r["target_text"]} for r in iter_jsonl(path)]
+    rows = [
+        {"input_text": r["input_text"], "target_text": r["target_text"]} for r in iter_jsonl(path)
+    ]
     if required and not rows:
         raise InputError(f"the {split} split at {path} is empty")
     return rows
@@ -546,7 +565,9 @@ def train(
         eval_dataset=val_ds,
         data_collator=collator,
         callbacks=[_make_log_callback(log_path, args.process_index == 0)],
-        compute_loss_func=make_loss_function(config.label_weight) if config.loss_on == "target" else None,
+        compute_loss_func=make_loss_function(config.label_weight)
+        if config.loss_on == "target"
+        else None,
     )
     started = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=resume)
@@ -580,7 +601,13 @@ def train(
     if config.tune_threshold and val_rows:
         from axon_infralinter.models.predict import tune_threshold
 
-        tune_threshold(adapter_dir, config.data_dir / "val.jsonl", settings, model=trainer.model, tokenizer=tokenizer)
+        tune_threshold(
+            adapter_dir,
+            config.data_dir / "val.jsonl",
+            settings,
+            model=trainer.model,
+            tokenizer=tokenizer,
+        )
     write_model_card(adapter_dir, config, summary, data_hashes)
     return adapter_dir
 
@@ -618,14 +645,26 @@ def write_model_card(
         lines.append(f"- Test split: {json.dumps(evaluation)}")
     lines += ["", "## Data set (sha256)", ""]
     lines += [f"- {split}.jsonl: `{h}`" for split, h in data_hashes.items()]
-    lines += ["", "## Config", "", "```json", json.dumps(config_to_dict(config), indent=2), "```", ""]
+    lines += [
+        "",
+        "## Config",
+        "",
+        "```json",
+        json.dumps(config_to_dict(config), indent=2),
+        "```",
+        "",
+    ]
     path = adapter_dir / "README.md"
     atomic_write_text(path, "\n".join(lines))
     return path
 
 
 def _fmt(value: float | None) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{value:.4f}"
+    )
 
 
 def read_adapter_base(adapter_dir: Path) -> str:

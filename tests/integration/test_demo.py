@@ -16,7 +16,15 @@ CORPUS = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "terrafor
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="the shared corpus is not beside the checkout")
 def test_tiny_demo_runs_every_stage_and_reuses_work(tmp_path: Path) -> None:
     env = {**os.environ, "AXON_CORPUS": str(CORPUS), "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "axon_infralinter", "demo", "--tiny", "--workdir", str(tmp_path / "demo")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "axon_infralinter",
+        "demo",
+        "--tiny",
+        "--workdir",
+        str(tmp_path / "demo"),
+    ]
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
     assert first.returncode == 0, first.stderr[-3000:]
     work = tmp_path / "demo"
@@ -26,7 +34,10 @@ def test_tiny_demo_runs_every_stage_and_reuses_work(tmp_path: Path) -> None:
     runs = [json.loads(p.read_text()) for p in (work / "eval_runs").glob("eval_*.json")]
     models = {r["model"] for r in runs}
     assert {"checkov", "tfsec", "constant", "axon_lora_smollm2-cpu", "smollm2-base"} <= models
-    assert {r["mode"] for r in runs if r["model"] == "axon_lora_smollm2-cpu"} == {"score", "generate"}
+    assert {r["mode"] for r in runs if r["model"] == "axon_lora_smollm2-cpu"} == {
+        "score",
+        "generate",
+    }
     for name in ("f1_boxplot.png", "metrics_comparison.png", "runtime_comparison.png", "REPORT.md"):
         assert (work / "figures" / name).stat().st_size > 0
     assert "5/5 axon scan" in first.stderr and "done;" in first.stderr

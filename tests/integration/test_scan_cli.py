@@ -157,7 +157,8 @@ def test_long_file_is_judged_block_by_block(json_run: tuple[Any, dict[str, Any]]
 
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[2] / "axon_infralinter" / "adapters" / "default"
 needs_trained_adapter = pytest.mark.skipif(
-    not os.environ.get("AXON_TEST_ADAPTER") and not (SHIPPED_ADAPTER / "adapter_config.json").is_file(),
+    not os.environ.get("AXON_TEST_ADAPTER")
+    and not (SHIPPED_ADAPTER / "adapter_config.json").is_file(),
     reason="no trained default adapter is shipped yet (issue 6) and AXON_TEST_ADAPTER is unset: "
     "the base model alone judges every example SECURE, so these acceptance checks would be vacuous",
 )

@@ -22,51 +22,79 @@ from axon_infralinter.models.predict import load_predictor
 from axon_infralinter.models.train_lora import resolve_config, tokenize_example, train
 from axon_infralinter.settings import load_settings
 
-INSECURE_SG = '''resource "aws_security_group" "ssh" {
+INSECURE_SG = """resource "aws_security_group" "ssh" {
   ingress {
     from_port   = 22
     to_port     = 22
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
   }
-}'''
-INSECURE_BUCKET = '''resource "google_storage_bucket_iam_member" "public" {
+}"""
+INSECURE_BUCKET = """resource "google_storage_bucket_iam_member" "public" {
   bucket = "data"
   role   = "roles/storage.objectViewer"
   member = "allUsers"
-}'''
-SECURE_KEY = '''resource "aws_kms_key" "main" {
+}"""
+SECURE_KEY = """resource "aws_kms_key" "main" {
   description         = "app key"
   enable_key_rotation = true
-}'''
-SECURE_VAR = '''resource "aws_ssm_parameter" "name" {
+}"""
+SECURE_VAR = """resource "aws_ssm_parameter" "name" {
   name  = "/app/name"
   type  = "String"
   value = "demo"
-}'''
+}"""
 
 
 def _record(i: int, code: str, label: str) -> dict:
-    finding = {"tool": "tfsec", "rule_id": "AWS-0107", "severity": "HIGH", "resource": "aws_security_group.ssh",
-               "path": "x.tf", "start_line": 1, "end_line": 7, "title": "Open ingress"}
-    return {"id": f"fixture/{i}::main.tf", "repo": f"fixture/{i}", "path": "main.tf", "sha256": str(i),
-            "label": label, "input_text": build_prompt(code),
-            "target_text": build_target(label, [finding] if label == "INSECURE" else []), "findings": []}
+    finding = {
+        "tool": "tfsec",
+        "rule_id": "AWS-0107",
+        "severity": "HIGH",
+        "resource": "aws_security_group.ssh",
+        "path": "x.tf",
+        "start_line": 1,
+        "end_line": 7,
+        "title": "Open ingress",
+    }
+    return {
+        "id": f"fixture/{i}::main.tf",
+        "repo": f"fixture/{i}",
+        "path": "main.tf",
+        "sha256": str(i),
+        "label": label,
+        "input_text": build_prompt(code),
+        "target_text": build_target(label, [finding] if label == "INSECURE" else []),
+        "findings": [],
+    }
 
 
 @pytest.fixture(scope="module")
 def records_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("records")
-    recs = [_record(0, INSECURE_SG, "INSECURE"), _record(1, SECURE_KEY, "SECURE"),
-            _record(2, INSECURE_BUCKET, "INSECURE"), _record(3, SECURE_VAR, "SECURE")]
+    recs = [
+        _record(0, INSECURE_SG, "INSECURE"),
+        _record(1, SECURE_KEY, "SECURE"),
+        _record(2, INSECURE_BUCKET, "INSECURE"),
+        _record(3, SECURE_VAR, "SECURE"),
+    ]
     for split in ("train", "val", "test"):
         write_jsonl(folder / f"{split}.jsonl", recs)
     return folder
 
 
 def _config(records_dir: Path, out: Path, **kw: object):  # type: ignore[no-untyped-def]
-    base = dict(data_dir=records_dir, output_dir=out / "adapter", checkpoint_dir=out / "ckpt", max_length=256,
-                gradient_accumulation_steps=1, logging_steps=1, eval_steps=2, save_steps=2, max_eval_samples=None)
+    base = dict(
+        data_dir=records_dir,
+        output_dir=out / "adapter",
+        checkpoint_dir=out / "ckpt",
+        max_length=256,
+        gradient_accumulation_steps=1,
+        logging_steps=1,
+        eval_steps=2,
+        save_steps=2,
+        max_eval_samples=None,
+    )
     base.update(kw)
     return resolve_config("smollm2-cpu", **base)
 
@@ -74,11 +102,16 @@ def _config(records_dir: Path, out: Path, **kw: object):  # type: ignore[no-unty
 def test_label_mask_on_real_tokenizer() -> None:
     tokenizer = load_tokenizer(EMBEDDED_SMOLLM2, load_settings())
     prompt = build_prompt(INSECURE_SG)
-    row = tokenize_example(prompt, "INSECURE\n- AWS-0107: Open ingress (aws_security_group.ssh)", tokenizer, 1024)
+    row = tokenize_example(
+        prompt, "INSECURE\n- AWS-0107: Open ingress (aws_security_group.ssh)", tokenizer, 1024
+    )
     target = [t for t in row["labels"] if t != -100]
     n_masked = row["labels"].index(target[0])
     assert all(t == -100 for t in row["labels"][:n_masked])
-    assert tokenizer.decode(target[:-1]) == "INSECURE\n- AWS-0107: Open ingress (aws_security_group.ssh)"
+    assert (
+        tokenizer.decode(target[:-1])
+        == "INSECURE\n- AWS-0107: Open ingress (aws_security_group.ssh)"
+    )
     assert target[-1] == tokenizer.eos_token_id
     # Dynamic padding in the collator pads labels with -100 as well.
     from transformers import DataCollatorForSeq2Seq
@@ -92,8 +125,15 @@ def test_label_mask_on_real_tokenizer() -> None:
 def test_few_steps_write_artifacts_and_change_weights(records_dir: Path, tmp_path: Path) -> None:
     adapter = train(_config(records_dir, tmp_path, max_steps=3), load_settings(), progress=False)
     names = {p.name for p in adapter.iterdir()}
-    assert {"adapter_model.safetensors", "adapter_config.json", "train_config.json", "training_log.jsonl",
-            "threshold.json", "README.md", "tokenizer.json"} <= names
+    assert {
+        "adapter_model.safetensors",
+        "adapter_config.json",
+        "train_config.json",
+        "training_log.jsonl",
+        "threshold.json",
+        "README.md",
+        "tokenizer.json",
+    } <= names
     weights = load_file(adapter / "adapter_model.safetensors")
     lora_b = [v for k, v in weights.items() if "lora_B" in k]
     assert lora_b and any(float(v.abs().max()) > 0 for v in lora_b)  # B starts at zero: it moved
@@ -106,38 +146,65 @@ def test_few_steps_write_artifacts_and_change_weights(records_dir: Path, tmp_pat
 
 def test_saved_adapter_reloads_to_the_same_scores(records_dir: Path, tmp_path: Path) -> None:
     adapter = train(_config(records_dir, tmp_path, max_steps=2), load_settings(), progress=False)
-    saved = json.loads((adapter / "threshold.json").read_text())["val_scores"]  # in-memory model's scores
+    saved = json.loads((adapter / "threshold.json").read_text())[
+        "val_scores"
+    ]  # in-memory model's scores
     predictor = load_predictor(adapter)
-    prompts = [json.loads(line)["input_text"] for line in (records_dir / "val.jsonl").read_text().splitlines()]
+    prompts = [
+        json.loads(line)["input_text"]
+        for line in (records_dir / "val.jsonl").read_text().splitlines()
+    ]
     ids = [json.loads(line)["id"] for line in (records_dir / "val.jsonl").read_text().splitlines()]
     reloaded = predictor.score_prompts(prompts)
     assert reloaded == pytest.approx([saved[i] for i in ids], abs=1e-4)
 
 
 def test_four_example_overfit_reaches_low_target_loss(records_dir: Path, tmp_path: Path) -> None:
-    config = _config(records_dir, tmp_path, max_steps=40, learning_rate=3e-3, eval_steps=40, save_steps=40,
-                     per_device_train_batch_size=4, warmup_ratio=0.0, tune_threshold=False)
+    config = _config(
+        records_dir,
+        tmp_path,
+        max_steps=40,
+        learning_rate=3e-3,
+        eval_steps=40,
+        save_steps=40,
+        per_device_train_batch_size=4,
+        warmup_ratio=0.0,
+        tune_threshold=False,
+    )
     adapter = train(config, load_settings(), progress=False)
     summary = json.loads((adapter / "train_config.json").read_text())["summary"]
     assert summary["val_loss_target_tokens"] < 0.3
     scores = load_predictor(adapter).score_prompts(
-        [json.loads(line)["input_text"] for line in (records_dir / "val.jsonl").read_text().splitlines()])
+        [
+            json.loads(line)["input_text"]
+            for line in (records_dir / "val.jsonl").read_text().splitlines()
+        ]
+    )
     assert [s > 0.5 for s in scores] == [True, False, True, False]
 
 
 def test_killed_run_resumes_to_the_same_weights(records_dir: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    overrides = dict(gradient_accumulation_steps=1, save_steps=2, eval_steps=100, tune_threshold=False)
+    overrides = dict(
+        gradient_accumulation_steps=1, save_steps=2, eval_steps=100, tune_threshold=False
+    )
     # Straight run.
-    straight = train(_config(records_dir, tmp_path / "a", max_steps=6, **overrides), load_settings(), progress=False)
+    straight = train(
+        _config(records_dir, tmp_path / "a", max_steps=6, **overrides),
+        load_settings(),
+        progress=False,
+    )
     # Interrupted run: kill -9 once the first checkpoint exists, then resume.
     ckpt = tmp_path / "b" / "ckpt"
-    cmd = [sys.executable, "-c",
-           "import sys; from axon_infralinter.models import train_lora as t; from axon_infralinter.settings import load_settings;"
-           f"c=t.resolve_config('smollm2-cpu', data_dir=r'{records_dir}', output_dir=r'{tmp_path / 'b' / 'adapter'}',"
-           f"checkpoint_dir=r'{ckpt}', max_steps=6, max_length=256, logging_steps=1, max_eval_samples=None,"
-           f"gradient_accumulation_steps=1, save_steps=2, eval_steps=100, tune_threshold=False);"
-           "t.train(c, load_settings(), progress=False)"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from axon_infralinter.models import train_lora as t; from axon_infralinter.settings import load_settings;"
+        f"c=t.resolve_config('smollm2-cpu', data_dir=r'{records_dir}', output_dir=r'{tmp_path / 'b' / 'adapter'}',"
+        f"checkpoint_dir=r'{ckpt}', max_steps=6, max_length=256, logging_steps=1, max_eval_samples=None,"
+        f"gradient_accumulation_steps=1, save_steps=2, eval_steps=100, tune_threshold=False);"
+        "t.train(c, load_settings(), progress=False)",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not (ckpt / "checkpoint-2" / "trainer_state.json").exists():
@@ -148,26 +215,56 @@ def test_killed_run_resumes_to_the_same_weights(records_dir: Path, tmp_path: Pat
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "b" / "adapter" / "adapter_model.safetensors").exists()
-    resumed = train(_config(records_dir, tmp_path / "b", max_steps=6, resume_from_checkpoint="last", **overrides),
-                    load_settings(), progress=False)
+    resumed = train(
+        _config(
+            records_dir, tmp_path / "b", max_steps=6, resume_from_checkpoint="last", **overrides
+        ),
+        load_settings(),
+        progress=False,
+    )
     state = json.loads((resumed / "train_config.json").read_text())["summary"]
     assert state["resumed_from"] is not None and state["global_step"] == 6
-    a, b = load_file(straight / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
+    a, b = (
+        load_file(straight / "adapter_model.safetensors"),
+        load_file(resumed / "adapter_model.safetensors"),
+    )
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-3, rtol=0)
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
-                    reason="torchrun not installed")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not (Path(sys.executable).parent / "torchrun").exists(),
+    reason="torchrun not installed",
+)
 def test_two_process_ddp_over_gloo(records_dir: Path, tmp_path: Path) -> None:
     torchrun = str(Path(sys.executable).parent / "torchrun")
     out = tmp_path / "ddp"
     proc = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "axon_infralinter", "train",
-         "--data", str(records_dir), "--max-steps", "2", "--max-length", "256",
-         "--output-dir", str(out / "adapter"), "--checkpoint-dir", str(out / "ckpt")],
-        capture_output=True, text=True, timeout=900, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        [
+            torchrun,
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "-m",
+            "axon_infralinter",
+            "train",
+            "--data",
+            str(records_dir),
+            "--max-steps",
+            "2",
+            "--max-length",
+            "256",
+            "--output-dir",
+            str(out / "adapter"),
+            "--checkpoint-dir",
+            str(out / "ckpt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = json.loads((out / "ckpt" / "checkpoint-2" / "trainer_state.json").read_text())

@@ -14,17 +14,22 @@ from axon_infralinter.settings import load_settings
 
 
 def test_settings_defaults_and_overrides(tmp_path: Path) -> None:
-    s = load_settings({"AXON_HOME": str(tmp_path), "AXON_EVAL_MODE": "stochastic", "AXON_EVAL_TEMPERATURE": "0.3"})
+    s = load_settings(
+        {"AXON_HOME": str(tmp_path), "AXON_EVAL_MODE": "stochastic", "AXON_EVAL_TEMPERATURE": "0.3"}
+    )
     assert s.home == tmp_path and s.scan_cache == tmp_path / "scan-cache"
     assert s.eval_mode == "stochastic" and s.eval_temperature == 0.3
     assert load_settings({}).home == Path.home() / ".cache" / "axon"
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"AXON_EVAL_MODE": "greedy"}, "AXON_EVAL_MODE"),
-    ({"AXON_EVAL_TEMPERATURE": "hot"}, "AXON_EVAL_TEMPERATURE"),
-    ({"AXON_EVAL_TEMPERATURE": "0"}, "AXON_EVAL_TEMPERATURE"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"AXON_EVAL_MODE": "greedy"}, "AXON_EVAL_MODE"),
+        ({"AXON_EVAL_TEMPERATURE": "hot"}, "AXON_EVAL_TEMPERATURE"),
+        ({"AXON_EVAL_TEMPERATURE": "0"}, "AXON_EVAL_TEMPERATURE"),
+    ],
+)
 def test_settings_reject_bad_values(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(env)

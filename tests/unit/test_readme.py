@@ -20,7 +20,11 @@ def readme_commands() -> list[list[str]]:
             line = line.split("#", 1)[0].strip()
 
             if line.startswith("axon ") or "-m axon_infralinter" in line:
-                args = shlex.split(line.split("axon_infralinter", 1)[1] if "-m axon_infralinter" in line else line[len("axon "):])
+                args = shlex.split(
+                    line.split("axon_infralinter", 1)[1]
+                    if "-m axon_infralinter" in line
+                    else line[len("axon ") :]
+                )
                 commands.append(args)
 
     return commands

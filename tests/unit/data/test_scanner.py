@@ -15,8 +15,16 @@ RECORDED = Path(__file__).resolve().parents[2] / "fixtures" / "scanner_json"
 
 
 def _finding(tool: str, rule: str, severity: str | None = None) -> Finding:
-    return Finding(tool=tool, rule_id=rule, severity=severity, resource="r.x", path="p.tf",
-                   start_line=1, end_line=2, title="t")  # type: ignore[typeddict-item]
+    return Finding(
+        tool=tool,
+        rule_id=rule,
+        severity=severity,
+        resource="r.x",
+        path="p.tf",
+        start_line=1,
+        end_line=2,
+        title="t",
+    )  # type: ignore[typeddict-item]
 
 
 def test_parse_checkov_recorded_batch() -> None:
@@ -52,7 +60,12 @@ def test_folder_index() -> None:
     [
         ([], "any", None, "SECURE"),
         ([_finding("checkov", "CKV_AWS_23")], "any", None, "INSECURE"),
-        ([_finding("checkov", "CKV_AWS_23")], "security-core", None, "SECURE"),  # a description check
+        (
+            [_finding("checkov", "CKV_AWS_23")],
+            "security-core",
+            None,
+            "SECURE",
+        ),  # a description check
         ([_finding("tfsec", "AWS-0107", "HIGH")], "security-core", None, "INSECURE"),
         ([_finding("tfsec", "AWS-0107", "HIGH")], "security-core", ("checkov",), "SECURE"),
         ([_finding("tfsec", "AWS-0124", "LOW")], "tfsec-high", None, "SECURE"),
@@ -60,7 +73,9 @@ def test_folder_index() -> None:
         ([_finding("checkov", "CKV_AWS_24")], "tfsec-high", None, "SECURE"),
     ],
 )
-def test_apply_policy(findings: list[Finding], policy: str, tools: tuple | None, label: str) -> None:
+def test_apply_policy(
+    findings: list[Finding], policy: str, tools: tuple | None, label: str
+) -> None:
     got, relevant = scanner.apply_policy(findings, policy, tools)
     assert got == label
     assert (len(relevant) > 0) == (label == "INSECURE")
@@ -68,7 +83,13 @@ def test_apply_policy(findings: list[Finding], policy: str, tools: tuple | None,
 
 def test_apply_policy_on_scan_row_and_unknown_policy() -> None:
     row = {
-        "checkov": scanner.ToolResult(tool="checkov", version="1", sha256="s", findings=[_finding("checkov", "CKV_AWS_24")], error=None),
+        "checkov": scanner.ToolResult(
+            tool="checkov",
+            version="1",
+            sha256="s",
+            findings=[_finding("checkov", "CKV_AWS_24")],
+            error=None,
+        ),
         "tfsec": scanner.ToolResult(tool="tfsec", version="1", sha256="s", findings=[], error=None),
     }
     assert scanner.apply_policy(row, "security-core")[0] == "INSECURE"  # open ingress to port 22
@@ -93,7 +114,9 @@ def test_scan_config_validates_flags(tmp_path: Path) -> None:
 def test_failed_batch_is_split_until_the_bad_file_is_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    def fake_run(tool: str, texts: list[str], timeout: float) -> list[tuple[list[Finding], str | None]]:
+    def fake_run(
+        tool: str, texts: list[str], timeout: float
+    ) -> list[tuple[list[Finding], str | None]]:
         calls.append(len(texts))
         if "BAD" in texts:
             raise subprocess.TimeoutExpired("checkov", timeout)
@@ -106,20 +129,31 @@ def test_failed_batch_is_split_until_the_bad_file_is_alone(monkeypatch: pytest.M
     assert calls[0] == 4 and 1 in calls
 
 
-def test_scan_texts_uses_cache_and_sets_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scan_texts_uses_cache_and_sets_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     runs: list[int] = []
 
-    def fake_run(tool: str, texts: list[str], timeout: float) -> list[tuple[list[Finding], str | None]]:
+    def fake_run(
+        tool: str, texts: list[str], timeout: float
+    ) -> list[tuple[list[Finding], str | None]]:
         runs.append(len(texts))
         return [([_finding(tool, "R1")] if "bad" in t else [], None) for t in texts]
 
     monkeypatch.setattr(scanner, "_run_batch", fake_run)
     monkeypatch.setattr(scanner, "tool_version", lambda tool: "9.9.9")
     config = scanner.ScanConfig(cache_dir=tmp_path, batch_size=2)
-    items = [("a/x.tf", "bad 1"), ("b/y.tf", "ok 2"), ("c/z.tf", "bad 1")]  # the third repeats the first
+    items = [
+        ("a/x.tf", "bad 1"),
+        ("b/y.tf", "ok 2"),
+        ("c/z.tf", "bad 1"),
+    ]  # the third repeats the first
     first = scanner.scan_texts(items, config, progress=False)
     assert runs == [2, 2]  # two unique texts, one batch per tool
-    assert [row["checkov"]["findings"][0]["path"] if row["checkov"]["findings"] else None for row in first] == ["a/x.tf", None, "c/z.tf"]
+    assert [
+        row["checkov"]["findings"][0]["path"] if row["checkov"]["findings"] else None
+        for row in first
+    ] == ["a/x.tf", None, "c/z.tf"]
     second = scanner.scan_texts(items, config, progress=False)
     assert runs == [2, 2]  # everything came from the cache
     assert second == first

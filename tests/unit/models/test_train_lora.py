@@ -135,4 +135,6 @@ def test_loss_weights_only_the_decision_token_in_training() -> None:
     expected = (4 * cheap + 2 * ln10 + 4 * ln10 + ln10) / 5
     assert float(loss(out, labels, num_items_in_batch=5)) == pytest.approx(float(expected))
     # Weight 1 is the stock loss.
-    assert float(tl.make_loss_function(1.0)(out, labels, num_items_in_batch=5)) == pytest.approx(float((cheap + 4 * ln10) / 5))
+    assert float(tl.make_loss_function(1.0)(out, labels, num_items_in_batch=5)) == pytest.approx(
+        float((cheap + 4 * ln10) / 5)
+    )
