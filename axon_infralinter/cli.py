@@ -98,6 +98,46 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
+    from axon_infralinter.data.chunks import ChunkConfig, build_chunk_dataset
+    from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
+    from axon_infralinter.models.predict import code_budget
+
+    corpus = Path(args.corpus) if args.corpus else settings.corpus
+    if corpus is None:
+        raise AxonError(
+            "no corpus: pass --corpus DIR or set AXON_CORPUS (the one the data set used)"
+        )
+    tokenizer = load_tokenizer(args.base_model or EMBEDDED_SMOLLM2, settings)
+    config = ChunkConfig(
+        data=Path(args.data),
+        corpus=corpus,
+        out=Path(args.out),
+        max_code_tokens=code_budget(tokenizer, args.max_length),
+        **({"policy": args.policy} if args.policy else {}),
+        max_train=args.max_train,
+        seed=args.seed,
+    )
+
+    def count(code: str) -> int:
+        return len(tokenizer(code, add_special_tokens=False)["input_ids"])
+
+    card = build_chunk_dataset(config, count, progress=True)
+    for item in card["skipped"][:20]:
+        _info(f"skipped {item['id']}: {item['reason']}")
+    for split, info in card["splits"].items():
+        share = "-" if info["insecure_share"] is None else f"{info['insecure_share']:.1%}"
+        _info(
+            f"{split:>5}: {info['chunks']:5d} chunks from {info['files']} files "
+            f"({info['block_chunks']} single blocks), {share} INSECURE"
+        )
+    _info(
+        f"chunk data set written to {args.out}/ (code budget {config.max_code_tokens} tokens); "
+        f"train on it with `axon train --data {args.out}`"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # train
 
@@ -329,6 +369,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--near-dup-threshold", type=float, default=0.8, help="Jaccard on 5-token shingles"
     )
     d.set_defaults(func=_cmd_dataset_build)
+    ch = dataset.add_parser(
+        "chunks", help="split each file into the blocks the model judges, labelled per block"
+    )
+    ch.add_argument("--data", default="data", help="folder with the file-level splits")
+    ch.add_argument("--out", default="data/chunks")
+    ch.add_argument("--corpus", help="the corpus the data set was built from (default AXON_CORPUS)")
+    ch.add_argument("--max-length", type=int, default=512, help="the training max_length")
+    ch.add_argument("--max-train", type=int, help="keep at most N training chunks")
+    ch.add_argument("--base-model", help="tokenizer to count tokens with (default SmolLM2)")
+    ch.add_argument("--policy", default=None)
+    ch.add_argument("--seed", type=int, default=0)
+    ch.set_defaults(func=_cmd_dataset_chunks)
 
     t = sub.add_parser("train", help="fine-tune the base model with LoRA")
     t.add_argument("--profile", default="smollm2-cpu")

@@ -1,6 +1,7 @@
 """`axon demo`: a small but real run of every stage, on CPU.
 
-Stages: build a data set from a sample of the corpus (real Checkov and Trivy) -> train the default
+Stages: build a data set from a sample of the corpus (real Checkov and Trivy) and its block-level
+training examples (`data.chunks`) -> train the default
 profile for a short run (real SmolLM2 + LoRA) -> benchmark: the fine-tuned model in score mode, the
 base model zero-shot, Checkov, tfsec, the constant baseline and sampled generate runs -> figures and
 REPORT.md -> `axon scan examples/`. Everything goes under `workdir` (default `demo/`); re-running
@@ -62,10 +63,12 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
     """Run every stage; yields one line per event for the CLI to print."""
+    from axon_infralinter.data.chunks import ChunkConfig, build_chunk_dataset
     from axon_infralinter.data.dataset import DatasetConfig, build_dataset
     from axon_infralinter.lint.scan import ScanOptions, exit_code, scan
+    from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
     from axon_infralinter.models.benchmark_multi_run import BenchmarkConfig, run_benchmark
-    from axon_infralinter.models.predict import load_predictor
+    from axon_infralinter.models.predict import code_budget, load_predictor
     from axon_infralinter.models.train_lora import resolve_config, train
     from axon_infralinter.models.visualize_benchmarks import make_plots
 
@@ -108,11 +111,32 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
         )
         counts = ", ".join(f"{s} {card['splits'][s]['count']}" for s in ("train", "val", "test"))
         yield stamp(f"    wrote {data_dir}/ ({counts}; policy {card['policy']['name']})")
+    chunks_dir = data_dir / "chunks"
+    chunks_card = chunks_dir / "chunks_card.json"
+    tokenizer = load_tokenizer(EMBEDDED_SMOLLM2, settings)
+    budget = code_budget(tokenizer, sizes.max_length)
+    if not (
+        chunks_card.is_file()
+        and json.loads(chunks_card.read_text())["max_code_tokens"] == budget
+        and chunks_card.stat().st_mtime >= card_path.stat().st_mtime
+    ):
+        chunk_card = build_chunk_dataset(
+            ChunkConfig(data=data_dir, corpus=corpus, out=chunks_dir, max_code_tokens=budget),
+            lambda code: len(tokenizer(code, add_special_tokens=False)["input_ids"]),
+        )
+        train_info = chunk_card["splits"]["train"]
+        yield stamp(
+            f"    training examples: {train_info['chunks']} blocks/files of <= {budget} code "
+            f"tokens, {train_info['insecure_share']:.0%} INSECURE, in {chunks_dir}/"
+        )
 
     # 2. training
-    if (adapter_dir / "adapter_model.safetensors").is_file() and (
-        adapter_dir / "train_config.json"
-    ).is_file():
+    trained_on = None
+    if (adapter_dir / "train_config.json").is_file():
+        trained_on = json.loads((adapter_dir / "train_config.json").read_text())["config"].get(
+            "data_dir"
+        )
+    if (adapter_dir / "adapter_model.safetensors").is_file() and trained_on == str(chunks_dir):
         yield stamp(f"2/5 training: reusing {adapter_dir}")
     else:
         yield stamp(
@@ -120,11 +144,11 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
         )
         train_config = resolve_config(
             "smollm2-cpu",
-            data_dir=data_dir,
+            data_dir=chunks_dir,
             output_dir=adapter_dir,
             checkpoint_dir=settings.home
             / "checkpoints"
-            / f"demo-{'tiny' if config.tiny else 'full'}",
+            / f"demo-{'tiny' if config.tiny else 'full'}-blocks",
             max_steps=sizes.steps,
             gradient_accumulation_steps=sizes.grad_accum,
             max_length=sizes.max_length,

@@ -625,7 +625,7 @@ def evaluate_llms(
 ) -> dict[str, Any]:
     """Evaluate the LLM on `test_records`, write its run file and return the run.
 
-    Score mode: `predictor.score_prompts`, INSECURE when P(INSECURE) >= `predictor.threshold`
+    Score mode: `predictor.score_documents` (the worst block of a long file), INSECURE when P(INSECURE) >= `predictor.threshold`
     (a non-finite score is a failure). Generate mode: `predictor.generate_prompts` with greedy or
     sampled decoding from AXON_EVAL_MODE / AXON_EVAL_TEMPERATURE, answers parsed by
     `models.predict.parse_label`; an unparseable answer is a failure (see `metrics`).
@@ -679,6 +679,7 @@ def _evaluate_llm(
             "temperature": temperature,
             "max_new_tokens": run_config["max_new_tokens"],
             "batch_size": config.batch_size,
+            "unit": "worst-block",
         }
     )
     label_source = _label_source(config)
@@ -706,11 +707,13 @@ def _evaluate_llm(
         batch = [prompts[i] for i in chunk]
         t0 = time.perf_counter()
         if config.mode == "score":
-            got: list[Any] = list(predictor.score_prompts(batch, batch_size=config.batch_size))
+            # Whole files, judged like `axon scan`: split by block when too long, worst block wins.
+            got: list[Any] = list(predictor.score_documents(batch, batch_size=config.batch_size))
         else:
             got = list(
                 predictor.generate_prompts(
-                    batch,
+                    # A long file: generate on its worst block, the unit the model judges.
+                    predictor.worst_block_prompts(batch, batch_size=config.batch_size),
                     max_new_tokens=MAX_NEW_TOKENS,
                     do_sample=do_sample,
                     temperature=settings.eval_temperature,
@@ -743,7 +746,9 @@ def _evaluate_llm(
             ids = [flagged[j] for j in chunk]
             t0 = time.perf_counter()
             texts = predictor.generate_prompts(
-                [prompts[i] for i in ids],
+                predictor.worst_block_prompts(
+                    [prompts[i] for i in ids], batch_size=config.batch_size
+                ),
                 max_new_tokens=MAX_NEW_TOKENS,
                 do_sample=False,
                 batch_size=config.batch_size,

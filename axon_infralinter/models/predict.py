@@ -26,7 +26,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from axon_infralinter.data.prompt import build_prompt
+from axon_infralinter.data.prompt import build_prompt, split_prompt
 from axon_infralinter.errors import ModelError
 from axon_infralinter.files import atomic_write_json, iter_jsonl
 from axon_infralinter.models.base_model import (
@@ -73,8 +73,7 @@ class Predictor:
     @property
     def max_code_tokens(self) -> int:
         """Code tokens that fit beside the instruction and the answer without truncation."""
-        overhead = len(self.tokenizer(build_prompt(""), add_special_tokens=False)["input_ids"])
-        return self.max_length - overhead - 64
+        return code_budget(self.tokenizer, self.max_length)
 
     def count_tokens(self, code: str) -> int:
         """Tokens of the code alone."""
@@ -163,6 +162,58 @@ class Predictor:
         )
         return scores
 
+    def document_pieces(self, prompts: Sequence[str]) -> list[list[str]]:
+        """The prompts each file is judged by: itself when its code fits, else one per block."""
+        from axon_infralinter.lint.blocks import plan_chunks
+
+        budget = self.max_code_tokens
+        out: list[list[str]] = []
+        for prompt in prompts:
+            code = split_prompt(prompt)[1]
+            chunks = [c for c in plan_chunks(code, budget, self.count_tokens, True) if c.code]
+            if len(chunks) <= 1:
+                out.append([prompt])
+            else:
+                out.append([build_prompt(c.code, keep_comments=True) for c in chunks])
+        return out
+
+    def _score_pieces(
+        self, pieces: Sequence[Sequence[str]], batch_size: int, progress: bool
+    ) -> list[list[float]]:
+        flat = [p for group in pieces for p in group]
+        scores = iter(self.score_prompts(flat, batch_size=batch_size, progress=progress))
+        self.stats["chunks_scored"] = self.stats.get("chunks_scored", 0) + len(flat)
+        return [[next(scores) for _ in group] for group in pieces]
+
+    def score_documents(
+        self, prompts: Sequence[str], batch_size: int = 8, progress: bool = False
+    ) -> list[float]:
+        """P(INSECURE) of whole files given as prompts, judged the way `axon scan` judges them.
+
+        A file whose code fits `max_code_tokens` is scored whole; a longer one is split into its
+        top-level blocks (`lint.blocks.plan_chunks`), each block scored alone, and the file gets its
+        worst block's score. The model is trained on the same units (`data.chunks`).
+        """
+        groups = self._score_pieces(self.document_pieces(prompts), batch_size, progress)
+        return [max(g) for g in groups]
+
+    def worst_block_prompts(
+        self, prompts: Sequence[str], batch_size: int = 8, progress: bool = False
+    ) -> list[str]:
+        """Per file, the prompt generation should read: the file, or its highest-scoring block.
+
+        Files that fit are returned as they are without scoring; split files cost one forward pass
+        per block.
+        """
+        pieces = self.document_pieces(prompts)
+        split = [i for i, group in enumerate(pieces) if len(group) > 1]
+        out = [group[0] for group in pieces]
+        if split:
+            groups = self._score_pieces([pieces[i] for i in split], batch_size, progress)
+            for i, scores in zip(split, groups, strict=True):
+                out[i] = pieces[i][max(range(len(scores)), key=scores.__getitem__)]
+        return out
+
     def score(
         self, codes: Sequence[str], batch_size: int = 8, progress: bool = False
     ) -> list[float]:
@@ -238,6 +289,12 @@ class Predictor:
     def generate(self, codes: Sequence[str], **kwargs: Any) -> list[str]:
         """Generated answers for Terraform code."""
         return self.generate_prompts([build_prompt(c, self.keep_comments) for c in codes], **kwargs)
+
+
+def code_budget(tokenizer: Any, max_length: int) -> int:
+    """Code tokens that fit in `max_length` beside the instruction, the answer and a margin."""
+    overhead = len(tokenizer(build_prompt(""), add_special_tokens=False)["input_ids"])
+    return max_length - overhead - 64
 
 
 def find_default_adapter() -> Path | None:
@@ -356,7 +413,7 @@ def tune_threshold(
         predictor.max_length = int(
             json.loads(config_file.read_text())["config"].get("max_length", DEFAULT_MAX_LENGTH)
         )
-    scores = predictor.score_prompts(
+    scores = predictor.score_documents(
         [r["input_text"] for r in records], batch_size=batch_size, progress=True
     )
     y_true = [1 if r["label"] == "INSECURE" else 0 for r in records]
@@ -365,7 +422,7 @@ def tune_threshold(
         "threshold": threshold,
         "val_f1": None if f1 != f1 else round(f1, 4),
         "n": len(records),
-        "criterion": "max F1 on val",
+        "criterion": "max F1 on val files (file score = worst block, as axon scan judges)",
         "val_scores": {r["id"]: s for r, s in zip(records, scores, strict=True)},
     }
     atomic_write_json(adapter_dir / "threshold.json", result)

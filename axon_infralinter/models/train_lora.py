@@ -425,6 +425,20 @@ def _load_split(data_dir: Path, split: str, required: bool) -> list[dict[str, An
     return rows
 
 
+def file_level_split(data_dir: Path, split: str) -> Path:
+    """The file-level split behind `data_dir`: itself, or the source of a chunk data set.
+
+    The decision threshold is tuned on whole validation files scored the way `axon scan` scores
+    them (worst block), also when training used block-level examples (`axon dataset chunks`).
+    """
+    card = data_dir / "chunks_card.json"
+    if card.is_file():
+        source = Path(json.loads(card.read_text())["source_data"])
+        if (source / f"{split}.jsonl").is_file():
+            return source / f"{split}.jsonl"
+    return data_dir / f"{split}.jsonl"
+
+
 def _check_writable(folder: Path, flag: str) -> None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -509,8 +523,10 @@ def train(
 
     train_rows = _load_split(config.data_dir, "train", required=True)
     val_rows = _load_split(config.data_dir, "val", required=False)
-    if config.max_eval_samples is not None:
-        val_rows = val_rows[: config.max_eval_samples]
+    if config.max_eval_samples is not None and len(val_rows) > config.max_eval_samples:
+        # Evenly spaced, not the first N: splits are ordered by repository and file.
+        step = len(val_rows) / config.max_eval_samples
+        val_rows = [val_rows[int(i * step)] for i in range(config.max_eval_samples)]
     adapter_dir, checkpoints = config.adapter_dir, config.checkpoints(settings)
     _check_writable(adapter_dir, "--output-dir")
     _check_writable(checkpoints, "--checkpoint-dir")
@@ -603,7 +619,7 @@ def train(
 
         tune_threshold(
             adapter_dir,
-            config.data_dir / "val.jsonl",
+            file_level_split(config.data_dir, "val"),
             settings,
             model=trainer.model,
             tokenizer=tokenizer,

@@ -86,6 +86,14 @@ class FakePredictor:
         self.tokens_processed += 10 * len(prompts)
         return [self.scores[split_prompt(p)[1]] for p in prompts]
 
+    def score_documents(
+        self, prompts: list[str], batch_size: int = 8, progress: bool = False
+    ) -> list[float]:
+        return self.score_prompts(prompts, batch_size, progress)
+
+    def worst_block_prompts(self, prompts: list[str], **kwargs: Any) -> list[str]:
+        return list(prompts)
+
     def generate_prompts(self, prompts: list[str], **kwargs: Any) -> list[str]:
         self.calls.append(("generate", len(prompts), kwargs))
         self.tokens_processed += 20 * len(prompts)
