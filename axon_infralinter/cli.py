@@ -145,8 +145,11 @@ def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
     from axon_infralinter.models.train_lora import config_to_dict, resolve_config, train
 
+    data = args.data
+    if data is None and (Path("data") / "chunks" / "chunks_card.json").is_file():
+        data = Path("data") / "chunks"  # the block-level examples (`axon dataset chunks`)
     overrides: dict[str, Any] = {
-        "data_dir": args.data,
+        "data_dir": data,
         "max_steps": args.max_steps,
         "output_dir": args.output_dir,
         "checkpoint_dir": args.checkpoint_dir,
@@ -384,7 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="fine-tune the base model with LoRA")
     t.add_argument("--profile", default="smollm2-cpu")
-    t.add_argument("--data", type=Path, help="folder with train/val.jsonl (default data/)")
+    t.add_argument(
+        "--data",
+        type=Path,
+        help="folder with train/val.jsonl (default data/chunks/ when built, else data/)",
+    )
     t.add_argument("--max-steps", type=int)
     t.add_argument("--epochs", type=float)
     t.add_argument("--learning-rate", type=float)

@@ -783,10 +783,14 @@ def seed_trainer(
     def train_seed(seed: int) -> Path:
         from axon_infralinter.models.train_lora import resolve_config, train
 
+        # Train on the block-level examples next to the test split when they exist (the default
+        # recipe, `axon dataset chunks`), else on the file-level splits.
+        chunks = data_dir / "chunks"
+        train_dir = chunks if (chunks / "chunks_card.json").is_file() else data_dir
         config = resolve_config(
             profile,
             seed=seed,
-            data_dir=data_dir,
+            data_dir=train_dir,
             output_dir=models_dir / f"axon_lora_{profile}_seed{seed}",
             resume_from_checkpoint=None if force else "last",
         )
