@@ -99,7 +99,13 @@ def load_runs(runs_dir: Path) -> tuple[list[dict[str, Any]], list[str]]:
         run["_file"] = path.name
         key = (str(run["model"]), row_mode(run), int(run.get("run_id") or 1), run_label_source(run))
         if key in by_key:
-            warnings.append(f"{by_key[key]['_file']} replaced by newer {path.name}")
+            old = by_key[key]
+            # A deterministic row re-run on a subset (the constant beside a --generate-limit run)
+            # must not replace the same row over the whole test split: more files wins, then newer.
+            if len(old["predictions"]) > len(run["predictions"]):
+                warnings.append(f"{path.name} ignored: {old['_file']} covers more files")
+                continue
+            warnings.append(f"{old['_file']} replaced by newer {path.name}")
         by_key[key] = run
     return list(by_key.values()), warnings
 

@@ -302,6 +302,24 @@ def test_summarize_keeps_newest_file_of_a_duplicate_run(tmp_path: Path) -> None:
     ]
 
 
+def test_summarize_keeps_the_run_over_more_files(tmp_path: Path) -> None:
+    # The constant written beside a --generate-limit subset must not replace the full-split one.
+    files = _balanced_files(4)
+    write_run(
+        tmp_path, "constant", "constant", 1, files, [(1, 1.0) for _ in files], timestamp="2025a"
+    )
+    subset = files[:2]
+    write_run(
+        tmp_path, "constant", "constant", 1, subset, [(1, 1.0) for _ in subset], timestamp="2025b"
+    )
+    summary = bm.summarize(tmp_path, n_boot=10)
+    (row,) = summary["rows"]
+    assert row["n"] == len(files)
+    assert summary["warnings"] == [
+        "eval_constant_run1_2025b.json ignored: eval_constant_run1_2025a.json covers more files"
+    ]
+
+
 @pytest.mark.parametrize("make_dir", [True, False])
 def test_no_run_files_is_one_line_input_error(tmp_path: Path, make_dir: bool) -> None:
     runs_dir = tmp_path / "eval_runs"
