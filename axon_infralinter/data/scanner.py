@@ -84,12 +84,25 @@ class ScanConfig:
 # Running the tools
 
 
+DEAD_PROXY = "http://127.0.0.1:9"
+"""Where scanner processes are told their proxy is: the discard port, closed here."""
+
+
 def _tool_env() -> dict[str, str]:
     env = dict(os.environ)
     env["BC_SKIP_MAPPING"] = "TRUE"  # Checkov: no download of the guideline/severity mapping
     env["CHECKOV_RUN_SCA_PACKAGE_SCAN_V2"] = "false"
     env["LOG_LEVEL"] = "ERROR"
     env.setdefault("PYTHONWARNINGS", "ignore")
+    # No scanner touches the network. Trivy resolves remote `module` sources by default (registry
+    # and git): offline that costs a DNS failure or a 5 s timeout per module, online it would make
+    # a label depend on what the network served that day (and let a scanned file choose where we
+    # connect). A proxy on a closed local port makes every such request fail at once; findings
+    # are the same as with no network at all.
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        env[name] = DEAD_PROXY
+    for name in ("NO_PROXY", "no_proxy"):
+        env[name] = ""
     return env
 
 
@@ -267,6 +280,22 @@ def _load_cached(path: Path) -> ToolResult | None:
     return data
 
 
+def _balanced_batches(
+    keys: Sequence[str], sizes: Sequence[int], batch_size: int
+) -> list[list[str]]:
+    """Cut `keys` into the fewest batches of <= batch_size, dealt out largest first.
+
+    A file's cost grows with its size, and one slow batch holds up the whole run when batches
+    run in parallel; dealing the files round-robin in size order gives every batch a similar share
+    of large and small files.
+    """
+    if not keys:
+        return []
+    n = -(-len(keys) // batch_size)
+    order = sorted(range(len(keys)), key=lambda i: (-sizes[i], keys[i]))
+    return [[keys[i] for i in order[b::n]] for b in range(n)]
+
+
 def scan_texts(
     items: Sequence[tuple[str, str]], config: ScanConfig, progress: bool = True
 ) -> list[dict[Tool, ToolResult]]:
@@ -293,7 +322,7 @@ def scan_texts(
                 done[sha] = cached
             else:
                 todo.append(sha)
-        batches = [todo[i : i + config.batch_size] for i in range(0, len(todo), config.batch_size)]
+        batches = _balanced_batches(todo, [len(text_of[sha]) for sha in todo], config.batch_size)
         bar = tqdm(
             total=len(text_of),
             initial=len(done),

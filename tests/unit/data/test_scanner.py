@@ -158,3 +158,28 @@ def test_scan_texts_uses_cache_and_sets_paths(
     assert runs == [2, 2]  # everything came from the cache
     assert second == first
     assert len(list(tmp_path.rglob("*.json"))) == 4  # 2 tools x 2 unique texts
+
+
+def test_scanner_processes_get_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Trivy would otherwise fetch remote modules: labels must not depend on the network.
+    monkeypatch.setenv("NO_PROXY", "registry.terraform.io")
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    env = scanner._tool_env()
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        assert env[name] == scanner.DEAD_PROXY
+    assert env["NO_PROXY"] == env["no_proxy"] == ""
+    assert env["BC_SKIP_MAPPING"] == "TRUE"
+
+
+def test_balanced_batches_deal_large_files_round_robin() -> None:
+    keys = [f"k{i}" for i in range(7)]
+    sizes = [10, 700, 30, 500, 600, 20, 40]
+    batches = scanner._balanced_batches(keys, sizes, batch_size=3)
+    assert sorted(k for b in batches for k in b) == sorted(keys)  # every key once
+    assert [len(b) for b in batches] == [3, 2, 2]
+    # the three largest (k1, k4, k3) land in different batches
+    assert {b[0] for b in batches} == {"k1", "k4", "k3"}
+    assert scanner._balanced_batches([], [], 5) == []
+    assert scanner._balanced_batches(keys, sizes, batch_size=100) == [
+        ["k1", "k4", "k3", "k6", "k2", "k5", "k0"]
+    ]
