@@ -418,8 +418,6 @@ def _train_once(
         output_dir=work / f"adapter-{name}",
         checkpoint_dir=work / f"checkpoints-{name}",
         max_steps=sizes.train_steps,
-        per_device_train_batch_size=1,
-        gradient_accumulation_steps=sizes.train_accum,
         tune_threshold=False,
         max_eval_samples=0,
         logging_steps=1,
@@ -446,6 +444,7 @@ def _train_once(
         tokens, seconds, measured = whole_tokens, whole_s, int(last["step"])
     return {
         "recipe": name,
+        "batch": f"{config.per_device_train_batch_size} x {config.gradient_accumulation_steps}",
         "precision": config.precision,
         "dtype": summary["dtype"],
         "padding": config.padding,
@@ -470,9 +469,23 @@ def bench_train(ctx: Context) -> Section:
     import torch
 
     from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_base_model
+    from axon_infralinter.models.train_lora import resolve_config
 
     sizes = ctx.sizes
     records = every_kth(split_records(ctx, "train"), sizes.train_records)
+    # Both recipes see sizes.train_accum examples per optimizer step: the seed's as batch 1, this
+    # recipe as the profile's micro-batch (length-grouped) times the accumulation that makes it up.
+    micro = resolve_config("smollm2-cpu").per_device_train_batch_size
+    if sizes.train_accum % micro:
+        micro = 1
+    recipe_batch = {
+        "per_device_train_batch_size": micro,
+        "gradient_accumulation_steps": sizes.train_accum // micro,
+    }
+    seed_batch = {
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": sizes.train_accum,
+    }
     torch.set_num_threads(os.cpu_count() or 1)
     peak_bf16 = matmul_peak_gflops(sizes.matmul_n, torch.bfloat16, sizes.matmul_seconds)
     peak_fp32 = matmul_peak_gflops(sizes.matmul_n, torch.float32, sizes.matmul_seconds)
@@ -484,12 +497,13 @@ def bench_train(ctx: Context) -> Section:
         data_dir = work / "data"
         write_jsonl(data_dir / "train.jsonl", records)  # no val.jsonl: no evaluation
         runs = [
-            _train_once(ctx, "recipe", data_dir, work),
+            _train_once(ctx, "recipe", data_dir, work, **recipe_batch),
             _train_once(
                 ctx,
                 "seed",
                 data_dir,
                 work,
+                **seed_batch,
                 precision="fp32",
                 padding="max_length",
                 max_length=sizes.seed_max_length,
@@ -506,9 +520,9 @@ def bench_train(ctx: Context) -> Section:
     print(f"  matmul peak ({sizes.matmul_n}x{sizes.matmul_n}): bf16 {peak_bf16:,.1f} GFLOP/s, fp32 {peak_fp32:,.1f} GFLOP/s; "
           f"N = {n_params:,} parameters (base model, frozen included; LoRA's not counted)")  # fmt: skip
     print_table(
-        ["recipe", "dtype", "padding", "max len", "loss on", "examples timed", "useful tokens", "s", "tokens/s",
+        ["recipe", "batch", "dtype", "padding", "max len", "loss on", "examples timed", "useful tokens", "s", "tokens/s",
          "tokens/s incl. step 1", "GFLOP/s", "MFU"],
-        [[x["recipe"], x["dtype"], x["padding"], x["max_length"], x["loss_on"], x["examples_measured"],
+        [[x["recipe"], x["batch"], x["dtype"], x["padding"], x["max_length"], x["loss_on"], x["examples_measured"],
           x["tokens"], round(x["seconds"], 1), x["tokens_per_s"], x["whole_run_tokens_per_s"], x["model_gflops"],
           f"{100 * (x['mfu_vs_bf16_peak'] or 0):.1f}%"] for x in runs],
     )  # fmt: skip
