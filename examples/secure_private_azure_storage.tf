@@ -1,5 +1,5 @@
 # A storage account reachable only over HTTPS with TLS 1.2: no public blobs or network, a
-# customer-managed key, infrastructure encryption and queue logging.
+# customer-managed key, infrastructure encryption, queue logging and a private endpoint.
 resource "azurerm_resource_group" "example" {
   name     = "example-rg"
   location = "westeurope"
@@ -69,4 +69,18 @@ resource "azurerm_storage_container" "private" {
   name                  = "uploads"
   storage_account_name  = azurerm_storage_account.private.name
   container_access_type = "private"
+}
+
+resource "azurerm_private_endpoint" "blob" {
+  name                = "example-sa-blob-pe"
+  location            = azurerm_resource_group.example.location
+  resource_group_name = azurerm_resource_group.example.name
+  subnet_id           = "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/example-rg/providers/Microsoft.Network/virtualNetworks/example-vnet/subnets/private-endpoints"
+
+  private_service_connection {
+    name                           = "example-sa-blob"
+    private_connection_resource_id = azurerm_storage_account.private.id
+    subresource_names              = ["blob"]
+    is_manual_connection           = false
+  }
 }
