@@ -164,17 +164,33 @@ needs_trained_adapter = pytest.mark.skipif(
 )
 
 
-# The shipped adapter (test ROC-AUC 0.67, see its README.md) does not yet separate the hand-written
-# examples: measured 2026-11-25, insecure 0.085/0.111/0.139/0.054 vs secure 0.185/0.116/0.076 at
-# threshold 0.071. These acceptance checks stay, strict: they start failing (XPASS) once a better
-# adapter passes them, and then the marker must go.
+# The shipped adapter (test ROC-AUC 0.82, see its README.md) flags every insecure example but also
+# every secure one: measured 2026-11-25, insecure 0.459/0.810/0.928/0.262 vs secure 0.941/0.859/0.324
+# at threshold 0.177. The secure check stays, strict: it starts failing (XPASS) once a better adapter
+# passes it, and then the marker must go.
 KNOWN_WEAK = pytest.mark.xfail(
     strict=True, reason="shipped adapter misjudges the examples (README: model status)"
 )
 
 
+def test_examples_are_labelled_by_their_names_by_the_real_scanners(tmp_path: Path) -> None:
+    """The examples mean what their names say under the labels the model is trained on."""
+    from axon_infralinter.data.scanner import ScanConfig, apply_policy, scan_texts
+
+    paths = sorted(EXAMPLES.glob("*.tf"))
+    items = [(p.name, p.read_text(encoding="utf-8")) for p in paths]
+    rows = scan_texts(items, ScanConfig(cache_dir=tmp_path / "cache"), progress=False)
+    got = {name: apply_policy(row) for (name, _), row in zip(items, rows, strict=True)}
+    wrong = {
+        name: [f["rule_id"] for f in findings]
+        for name, (label, findings) in got.items()
+        if label != ("INSECURE" if name.startswith("insecure_") else "SECURE")
+    }
+    assert len(got) == 7
+    assert wrong == {}
+
+
 @needs_trained_adapter
-@KNOWN_WEAK
 def test_insecure_examples_are_insecure(json_run: tuple[Any, dict[str, Any]]) -> None:
     _, report = json_run
     got = {

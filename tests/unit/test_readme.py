@@ -41,3 +41,39 @@ def test_every_readme_command_parses() -> None:
     for args in readme_commands():
         parsed = parser.parse_args(args)
         assert callable(parsed.func), args
+
+
+SUMMARY = README.parent / "docs" / "results" / "summary.json"
+
+
+def _headline_rows(summary: dict) -> list[str]:
+    """The README's results table, row by row, as it must read from docs/results/summary.json."""
+    rows = []
+    for row in summary["rows"]:
+        f1 = row["metrics"]["f1"]
+        sd = f" ± {f1['sd']:.3f}" if f1.get("sd") else ""
+        ci = f" [{f1['ci'][0]:.3f}, {f1['ci'][1]:.3f}]" if f1.get("ci") else ""
+
+        def cell(key: str, row: dict = row) -> str:
+            value = row["metrics"].get(key, {})
+            value = value.get("mean") if isinstance(value, dict) else value
+            return "–" if value is None else f"{value:.3f}"
+
+        spf = row["seconds_per_file"]
+        spf = spf.get("mean") if isinstance(spf, dict) else spf
+        labeler = "**yes**" if row["labeler"] else "no"
+        rows.append(
+            f"| {row['model']} | {row['mode']} | {row['runs']} | {labeler} | {f1['mean']:.3f}{sd}{ci} "
+            f"| {cell('roc_auc')} | {cell('mcc')} | {spf:.3g} |"
+        )
+    return rows
+
+
+def test_readme_results_table_matches_the_published_summary() -> None:
+    import json
+
+    summary = json.loads(SUMMARY.read_text())
+    text = README.read_text()
+    missing = [row for row in _headline_rows(summary) if row not in text]
+    assert missing == []
+    assert f'Constant "always INSECURE": F1 {summary["constant_f1"]:.3f}.' in text
