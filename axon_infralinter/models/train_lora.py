@@ -6,6 +6,7 @@ were ~0.1% of what it learned; loss stayed near 8 and it answered INSECURE for e
 
 * dynamic padding per batch, pad positions masked with -100;
 * loss on the target tokens only (`loss_on="target"`; `"all"` puts the prompt back in, as the seed);
+* with it, the LM head runs only on the positions that predict the target (`logits_to_keep`);
 * truncation cuts the middle of the Terraform code, never the instruction's end or the answer;
 * length-grouped batches; the validation loss is computed on target tokens only.
 
@@ -325,6 +326,9 @@ def make_loss_function(label_weight: float) -> Callable[..., Any]:
         import torch
         import torch.nn.functional as F  # noqa: N812
 
+        # With `logits_to_keep` (TargetLogitsCollator) the model returned logits for the last
+        # positions only: align the labels to them (a no-op for full-length logits).
+        labels = labels[:, -outputs.logits.size(1) :]
         logits = outputs.logits[:, :-1, :].float()
         targets = labels[:, 1:].to(logits.device)
         mask = targets != IGNORE_INDEX
@@ -343,6 +347,39 @@ def make_loss_function(label_weight: float) -> Callable[..., Any]:
         return (token_loss * weights).sum() / total.clamp(min=1)
 
     return loss_fn
+
+
+class TargetLogitsCollator:
+    """Wraps a collator: the model projects only the positions that predict target tokens.
+
+    With the loss on the answer only, the logits of the prompt positions are never used, yet the
+    LM head (49,152 x 576 for SmolLM2) and the fp32 cross-entropy would run on every position.
+    The batch gets `logits_to_keep` = the positions from the one before the earliest target token
+    to the end (transformers' causal LMs slice the hidden states before the LM head); the loss
+    function aligns the labels to the logits it gets back. Rows without a target token keep all.
+    """
+
+    def __init__(self, collator: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> None:
+        self.collator = collator
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(features)
+        batch["logits_to_keep"] = logits_to_keep(batch["labels"])
+        return batch
+
+
+def logits_to_keep(labels: Any) -> int:
+    """How many trailing positions must be projected to score every label that is not -100.
+
+    The logit at position t predicts token t + 1, so the earliest target token at position f needs
+    the positions from f - 1 on: `width - f + 1` of them. 0 (keep all) when no row has a target.
+    """
+    mask = labels != IGNORE_INDEX
+    if not bool(mask.any()):
+        return 0
+    width = int(labels.size(1))
+    first = int(mask.float().argmax(dim=1)[mask.any(dim=1)].min())
+    return min(width, width - first + 1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,6 +602,8 @@ def train(
         label_pad_token_id=IGNORE_INDEX,
         pad_to_multiple_of=None,
     )
+    if config.loss_on == "target":
+        collator = TargetLogitsCollator(collator)
     args = to_training_arguments(config, checkpoints, has_eval=val_ds is not None)
     if not cuda_available():
         # Under torchrun each rank gets its share of the cores, not all of them.

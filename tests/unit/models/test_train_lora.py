@@ -138,3 +138,59 @@ def test_loss_weights_only_the_decision_token_in_training() -> None:
     assert float(tl.make_loss_function(1.0)(out, labels, num_items_in_batch=5)) == pytest.approx(
         float((cheap + 4 * ln10) / 5)
     )
+
+
+def test_logits_to_keep_starts_one_before_the_earliest_target() -> None:
+    import torch
+
+    # Earliest target at position 2 (row 0): positions 1..4 are needed, 4 of 5.
+    assert tl.logits_to_keep(torch.tensor([[-100, -100, 5, 6, 7], [-100, -100, -100, 8, 9]])) == 4
+    # Right padding after the answer does not matter; only where the answer starts does.
+    assert tl.logits_to_keep(torch.tensor([[-100, -100, -100, 8, -100, -100]])) == 4
+    assert tl.logits_to_keep(torch.tensor([[-100, 5, 6]])) == 3
+    assert tl.logits_to_keep(torch.tensor([[-100, -100]])) == 0  # no target: keep all
+
+
+def test_loss_on_kept_logits_equals_loss_on_all_logits() -> None:
+    from types import SimpleNamespace
+
+    import torch
+
+    torch.manual_seed(0)
+    labels = torch.tensor([[-100, -100, 5, 6, 7, -100], [-100, -100, -100, 8, 9, 3]])
+    logits = torch.randn(2, 6, 10)
+    keep = tl.logits_to_keep(labels)
+    assert keep == 5
+    loss = tl.make_loss_function(20.0)
+    full = SimpleNamespace(logits=logits)
+    kept = SimpleNamespace(logits=logits[:, -keep:, :])
+    for n in (None, 6):
+        assert float(loss(kept, labels, num_items_in_batch=n)) == pytest.approx(
+            float(loss(full, labels, num_items_in_batch=n))
+        )
+    # One position fewer drops the prediction of row 0's decision token: the loss changes.
+    short = SimpleNamespace(logits=logits[:, -(keep - 1) :, :])
+    assert float(loss(short, labels, num_items_in_batch=6)) != pytest.approx(
+        float(loss(full, labels, num_items_in_batch=6))
+    )
+
+
+def test_target_logits_collator_adds_logits_to_keep() -> None:
+    import torch
+
+    rows = [
+        tl.tokenize_example(build_prompt("x = 1"), "SECURE", TOK, max_length=2048),
+        tl.tokenize_example(build_prompt("x = 1\ny = 2\nz = 3"), "INSECURE", TOK, max_length=2048),
+    ]
+
+    def right_pad(features: list[dict]) -> dict:
+        width = max(len(f["input_ids"]) for f in features)
+        return {
+            key: torch.tensor([f[key] + [fill] * (width - len(f[key])) for f in features])
+            for key, fill in (("input_ids", 0), ("attention_mask", 0), ("labels", -100))
+        }
+
+    batch = tl.TargetLogitsCollator(right_pad)(rows)
+    firsts = [next(i for i, x in enumerate(row["labels"]) if x != -100) for row in rows]
+    assert batch["logits_to_keep"] == batch["input_ids"].shape[1] - min(firsts) + 1
+    assert 0 < batch["logits_to_keep"] < batch["input_ids"].shape[1]
