@@ -80,6 +80,8 @@ class Sizes:
     """Test files timed in score and generate mode."""
     max_new_tokens: int = 50
     """Generate mode's new-token budget (greedy)."""
+    predict_rounds: int = 2
+    """Score / generate timings, interleaved; each mode's time is summed over the rounds."""
     scan_files: int = 50
     """Corpus files given to `axon scan`."""
     injection_files: int = 50
@@ -96,6 +98,7 @@ QUICK = Sizes(
     matmul_seconds=0.5,
     predict_files=2,
     max_new_tokens=8,
+    predict_rounds=1,
     scan_files=3,
     injection_files=4,
 )
@@ -567,15 +570,27 @@ def bench_predict(ctx: Context) -> Section:
     predictor = get_predictor(ctx)
     print(f"  model: {predictor.name} ({ctx.model_note})")
     predictor.score_prompts(prompts[:1], batch_size=1)  # warm-up, not timed
-    started = time.perf_counter()
-    scores = predictor.score_prompts(prompts, batch_size=1)
-    score_s = time.perf_counter() - started
-    started = time.perf_counter()
-    answers = predictor.generate_prompts(
-        prompts, max_new_tokens=sizes.max_new_tokens, do_sample=False, batch_size=1
-    )
-    generate_s = time.perf_counter() - started
+    predictor.generate_prompts(prompts[:1], max_new_tokens=2, batch_size=1)
+    # Interleaved rounds, each mode summed: a slow moment of the machine hits both modes alike.
+    score_s = generate_s = 0.0
+    for _ in range(sizes.predict_rounds):
+        started = time.perf_counter()
+        scores = predictor.score_prompts(prompts, batch_size=1)
+        score_s += time.perf_counter() - started
+        started = time.perf_counter()
+        answers = predictor.generate_prompts(
+            prompts, max_new_tokens=sizes.max_new_tokens, do_sample=False, batch_size=1
+        )
+        generate_s += time.perf_counter() - started
+    rounds = sizes.predict_rounds
+    score_s, generate_s = score_s / rounds, generate_s / rounds
     n = len(prompts)
+    # Generate = the same prompt pass + one decoding step per new token (+ EOS): the ratio is
+    # bounded by how many tokens the model writes, which a SECURE answer keeps to ~2.
+    new_tokens = sum(
+        len(predictor.tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers
+    )
+    per_token_ms = 1000 * max(generate_s - score_s, 0.0) / max(new_tokens, 1)
     parsed = [parse_label(a) for a in answers]
     score_labels = ["INSECURE" if s >= predictor.threshold else "SECURE" for s in scores]
     agree = sum(1 for a, b in zip(parsed, score_labels, strict=True) if a == b)
@@ -594,6 +609,10 @@ def bench_predict(ctx: Context) -> Section:
     print(
         f"  generate answers parsed: {sum(p is not None for p in parsed)}/{n}; same label as score mode: {agree}/{n}"
     )
+    print(
+        f"  generated tokens per file: {new_tokens / n:.1f} (EOS included; max {sizes.max_new_tokens}); "
+        f"(generate - score) / new tokens = {per_token_ms:.0f} ms per token; {rounds} interleaved round(s)"
+    )
     v = verdict(r, 5)
     print(
         f"  verdict: score mode is {fmt_x(r)} faster per file than generate mode (target >= 5x): {v}"
@@ -604,7 +623,8 @@ def bench_predict(ctx: Context) -> Section:
         "score_ms_per_file": 1000 * score_s / n, "generate_ms_per_file": 1000 * generate_s / n,
         "scanner_ms_per_file": {t: 1000 * s / n for t, s in scanners.items()},
         "generate_parsed": sum(p is not None for p in parsed), "score_generate_agree": agree,
-        "max_new_tokens": sizes.max_new_tokens,
+        "max_new_tokens": sizes.max_new_tokens, "rounds": rounds,
+        "generated_tokens_per_file": new_tokens / n, "decode_ms_per_token": per_token_ms,
     }  # fmt: skip
     return Section(figures, [("predict: generate / score ms per file", fmt_x(r), ">= 5x", v)])
 

@@ -67,6 +67,8 @@ class Predictor:
     max_length: int = DEFAULT_MAX_LENGTH
     keep_comments: bool = False
     adapter: Path | None = None
+    bf16_autocast: bool = True
+    """On a CPU with bf16 support, run the matmuls in bf16 (False: plain fp32)."""
     tokens_processed: int = 0
     stats: dict[str, float] = field(default_factory=dict)
 
@@ -97,7 +99,7 @@ class Predictor:
 
         if cuda_available():
             return contextlib.nullcontext()  # weights already bf16 / 4-bit on CUDA
-        if cpu_supports_bf16():
+        if self.bf16_autocast and cpu_supports_bf16():
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -315,6 +317,7 @@ def load_predictor(
     keep_comments: bool = False,
     settings: Settings | None = None,
     max_length: int | None = None,
+    merge: bool = True,
 ) -> Predictor:
     """Load the base model (and the LoRA adapter when given) for inference.
 
@@ -325,6 +328,11 @@ def load_predictor(
         keep_comments: Judge code with its comments (default strips them).
         settings: Where the model cache lives.
         max_length: Prompt token budget; default the adapter's training max_length, else 1024.
+        merge: Fold the LoRA weights into the base weights (W + BA): one matmul per projection
+            instead of three, ~1.2-1.4x faster scoring and generation on CPU. The same function in
+            fp32; under bf16 autocast both ways round differently (run D, 443 test files: mean
+            |score change| 0.005, no verdict changed; on 40 val files both are 0.003 from fp32 on
+            average). Never done on a quantized (4-bit) base.
 
     Raises:
         ModelError: the adapter is missing or does not fit the base model.
@@ -347,6 +355,8 @@ def load_predictor(
     if adapter is not None:
         from peft import PeftModel
 
+        quantized = getattr(model, "hf_quantizer", None) is not None  # bitsandbytes 4-bit
+
         try:
             model = PeftModel.from_pretrained(model, str(adapter))
         except (ValueError, RuntimeError, KeyError, OSError) as exc:
@@ -356,6 +366,8 @@ def load_predictor(
             raise ModelError(
                 f"--adapter {adapter} does not fit base model {base!r}: {first}"
             ) from None
+        if merge and not quantized:
+            model = model.merge_and_unload()
         name = adapter.name if adapter.name != "default" else "axon_lora_default"
         threshold_file = adapter / "threshold.json"
         if threshold_file.is_file():
