@@ -318,8 +318,9 @@ def make_loss_function(label_weight: float) -> Callable[..., Any]:
 
     Training (the Trainer passes `num_items_in_batch`, the target tokens of the whole accumulated
     batch): sum of weighted token losses / num_items_in_batch, so gradient accumulation and DDP
-    average exactly as the stock loss does. Evaluation (`num_items_in_batch` is None): the plain
-    mean over target tokens, comparable across recipes.
+    average exactly as the stock loss does. Evaluation (no gradient; transformers 5 passes
+    `num_items_in_batch` there too): the plain, unweighted mean over the batch's target tokens,
+    comparable across recipes and with `label_weight` 1.
     """
 
     def loss_fn(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
@@ -339,7 +340,7 @@ def make_loss_function(label_weight: float) -> Callable[..., Any]:
             reduction="none",
         ).view_as(targets)
         weights = mask.float()
-        if num_items_in_batch is None:
+        if num_items_in_batch is None or not torch.is_grad_enabled():
             return (token_loss * weights).sum() / weights.sum().clamp(min=1)
         first = mask & (mask.long().cumsum(dim=1) == 1)  # the first target token of each row
         weights = weights + (label_weight - 1.0) * first.float()
@@ -643,7 +644,15 @@ def train(
         "resumed_from": resume,
         "device": "cuda" if cuda_available() else "cpu",
         "dtype": str(resolve_dtype(config.precision)).replace("torch.", ""),
+        "val_loss_by_part": None,
     }
+    if val_rows:
+        # The same validation examples, the loss split into the verdict token and the finding lines.
+        from axon_infralinter.models.loss_parts import target_loss_by_part
+
+        summary["val_loss_by_part"] = target_loss_by_part(
+            trainer.model, tokenizer, val_rows, config.max_length
+        )
     data_hashes = {
         split: sha256_file(config.data_dir / f"{split}.jsonl")
         for split in ("train", "val", "test")
@@ -691,6 +700,7 @@ def write_model_card(
         f"- Final train loss: {_fmt(summary['train_loss'])}; target-token validation loss: "
         f"{_fmt(summary['val_loss_target_tokens'])}",
     ]
+    lines += _loss_part_lines(summary.get("val_loss_by_part"))
     if threshold:
         lines.append(
             f"- Decision threshold on P(INSECURE): {threshold['threshold']:.3f} "
@@ -712,6 +722,22 @@ def write_model_card(
     path = adapter_dir / "README.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _loss_part_lines(by_part: dict[str, Any] | None) -> list[str]:
+    """Model-card lines: the validation target-token loss per part of the answer."""
+    if not by_part:
+        return []
+    cells = [
+        f"{name} {_fmt(part['mean_loss'])} ({part['tokens']} tokens, "
+        f"{100 * (part['share_of_loss'] or 0):.0f}% of the loss)"
+        for name, part in by_part["parts"].items()
+        if part["tokens"]
+    ]
+    return [
+        f"- Validation loss by part of the answer ({by_part['examples']} examples): "
+        + "; ".join(cells)
+    ]
 
 
 def _fmt(value: float | None) -> str:

@@ -142,6 +142,17 @@ def test_few_steps_write_artifacts_and_change_weights(records_dir: Path, tmp_pat
     assert all(row["tokens_per_s"] >= 0 for row in log)
     card = (adapter / "README.md").read_text()
     assert "embedded:smollm2" in card and "train.jsonl" in card
+    # The validation loss split by part of the answer: one verdict and one EOS token per example,
+    # the 2 INSECURE fixtures' finding line in the other parts, the same token mean as the Trainer's.
+    summary = json.loads((adapter / "train_config.json").read_text())["summary"]
+    by_part = summary["val_loss_by_part"]
+    parts = by_part["parts"]
+    assert parts["decision"]["tokens"] == 4 and parts["end"]["tokens"] == 4
+    assert min(parts[p]["tokens"] for p in ("rule_id", "title", "resource")) >= 2
+    assert by_part["mean_target_token_loss"] == pytest.approx(
+        summary["val_loss_target_tokens"], rel=0.05
+    )
+    assert "Validation loss by part of the answer (4 examples): decision" in card
 
 
 def test_saved_adapter_reloads_to_the_same_scores(records_dir: Path, tmp_path: Path) -> None:

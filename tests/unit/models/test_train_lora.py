@@ -134,6 +134,11 @@ def test_loss_weights_only_the_decision_token_in_training() -> None:
     # Training: decision tokens (row 0 pos 1, row 1 pos 2) weigh 4, normalized by the item count.
     expected = (4 * cheap + 2 * ln10 + 4 * ln10 + ln10) / 5
     assert float(loss(out, labels, num_items_in_batch=5)) == pytest.approx(float(expected))
+    # The Trainer's evaluation (no gradient) passes num_items_in_batch too: still the plain mean.
+    with torch.no_grad():
+        assert float(loss(out, labels, num_items_in_batch=5)) == pytest.approx(
+            float((cheap + 4 * ln10) / 5)
+        )
     # Weight 1 is the stock loss.
     assert float(tl.make_loss_function(1.0)(out, labels, num_items_in_batch=5)) == pytest.approx(
         float((cheap + 4 * ln10) / 5)
