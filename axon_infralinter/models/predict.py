@@ -318,6 +318,7 @@ def load_predictor(
     settings: Settings | None = None,
     max_length: int | None = None,
     merge: bool = True,
+    bf16: bool = True,
 ) -> Predictor:
     """Load the base model (and the LoRA adapter when given) for inference.
 
@@ -333,6 +334,12 @@ def load_predictor(
             fp32; under bf16 autocast both ways round differently (run D, 443 test files: mean
             |score change| 0.005, no verdict changed; on 40 val files both are 0.003 from fp32 on
             average). Never done on a quantized (4-bit) base.
+        bf16: On a CPU with bf16 support, run the matmuls in bf16 under autocast, with the
+            projection weights stored in bf16 (the LM head, embeddings and norms stay fp32).
+            Autocast would round them to bf16 anyway, but it does not cache the cast of frozen
+            weights, so every forward pass (every decoding step) re-cast ~106M parameters. The
+            same scores and text bit for bit, ~200 MB less memory, 14% faster generation and 5%
+            faster scoring (measured side by side). False: plain fp32.
 
     Raises:
         ModelError: the adapter is missing or does not fit the base model.
@@ -373,6 +380,9 @@ def load_predictor(
         if threshold_file.is_file():
             threshold = float(json.loads(threshold_file.read_text())["threshold"])
     model.eval()
+    use_bf16 = bf16 and not cuda_available() and cpu_supports_bf16()
+    if use_bf16:
+        _store_projections_in_bf16(model)
     if not cuda_available():
         import os
 
@@ -387,7 +397,18 @@ def load_predictor(
         max_length=max_length or int(config.get("max_length", DEFAULT_MAX_LENGTH)),
         keep_comments=keep_comments,
         adapter=adapter,
+        bf16_autocast=use_bf16,
     )
+
+
+def _store_projections_in_bf16(model: Any) -> None:
+    """Cast every nn.Linear but the LM head (tied to the embeddings) to bf16, in place."""
+    import torch
+
+    head = model.get_output_embeddings()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear) and module is not head:
+            module.to(torch.bfloat16)
 
 
 def best_threshold(y_true: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
