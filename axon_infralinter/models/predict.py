@@ -338,8 +338,9 @@ def load_predictor(
             projection weights stored in bf16 (the LM head, embeddings and norms stay fp32).
             Autocast would round them to bf16 anyway, but it does not cache the cast of frozen
             weights, so every forward pass (every decoding step) re-cast ~106M parameters. The
-            same scores and text bit for bit, ~200 MB less memory, 14% faster generation and 5%
-            faster scoring (measured side by side). False: plain fp32.
+            same scores and text bit for bit; generation and scoring ~1.2x faster (4 interleaved
+            rounds on 8 test files: 48.2 vs 39.8 s and 17.8 vs 14.3 s). Peak memory does not
+            drop: the cast happens after the fp32 load. False: plain fp32.
 
     Raises:
         ModelError: the adapter is missing or does not fit the base model.
