@@ -117,6 +117,7 @@ def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
         **({"policy": args.policy} if args.policy else {}),
         max_train=args.max_train,
         seed=args.seed,
+        answer_format=args.answer_format,
     )
 
     def count(code: str) -> int:
@@ -161,6 +162,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "loss_on": args.loss_on,
         "label_weight": args.label_weight,
         "resume_from_checkpoint": args.resume,
+        "init_adapter": args.init_adapter,
     }
     config = resolve_config(args.profile, **overrides)
     if args.print_config:
@@ -383,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--base-model", help="tokenizer to count tokens with (default SmolLM2)")
     ch.add_argument("--policy", default=None)
     ch.add_argument("--seed", type=int, default=0)
+    ch.add_argument(
+        "--answer-format",
+        choices=("titles", "ids"),  # data.prompt.ANSWER_FORMATS
+        default="titles",
+        help="finding lines of the answer: `- ID: title (resource)` or `- ID (resource)`",
+    )
     ch.set_defaults(func=_cmd_dataset_chunks)
 
     t = sub.add_parser("train", help="fine-tune the base model with LoRA")
@@ -404,6 +412,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--base-model")
     t.add_argument("--output-dir", type=Path)
     t.add_argument("--checkpoint-dir", type=Path)
+    t.add_argument(
+        "--init-adapter",
+        type=Path,
+        help="start from this adapter's LoRA weights (continued training) instead of a fresh init",
+    )
     t.add_argument(
         "--resume", nargs="?", const="last", help="resume from PATH or the newest checkpoint"
     )

@@ -30,7 +30,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from axon_infralinter.data import scanner
-from axon_infralinter.data.prompt import build_prompt, build_target
+from axon_infralinter.data.prompt import AnswerFormat, build_prompt, build_target
 from axon_infralinter.errors import InputError
 from axon_infralinter.files import atomic_write_json, read_jsonl, write_jsonl
 from axon_infralinter.lint.blocks import count_lines, plan_chunks
@@ -56,6 +56,8 @@ class ChunkConfig:
     """Keep at most this many training chunks (random, seeded; INSECURE chunks kept first)."""
     seed: int = 0
     splits: Sequence[str] = field(default_factory=lambda: SPLITS)
+    answer_format: AnswerFormat = "titles"
+    """How finding lines are written in `target_text` (`data.prompt.build_target`)."""
 
 
 def corpus_path(corpus: Path, record: dict[str, Any]) -> Path:
@@ -69,6 +71,7 @@ def chunk_record(
     max_code_tokens: int,
     count_tokens: Callable[[str], int],
     policy: str = scanner.DEFAULT_POLICY,
+    answer_format: AnswerFormat = "titles",
 ) -> list[dict[str, Any]]:
     """The chunks of one file record, each a Record with its own label and target.
 
@@ -78,6 +81,7 @@ def chunk_record(
         max_code_tokens: Code budget; files within it stay whole.
         count_tokens: Token count of a piece of code.
         policy: Label policy that decides which findings count.
+        answer_format: How finding lines are written in `target_text`.
     """
     _, relevant = scanner.apply_policy(record.get("findings", []), policy)
     rows: list[dict[str, Any]] = []
@@ -99,7 +103,7 @@ def chunk_record(
                 "sha256": hashlib.sha256(chunk.code.encode()).hexdigest(),
                 "label": label,
                 "input_text": build_prompt(chunk.code, keep_comments=True),
-                "target_text": build_target(label, found),
+                "target_text": build_target(label, found, answer_format),
                 "findings": found,
                 "file_id": record["id"],
                 "file_label": record["label"],
@@ -120,6 +124,7 @@ def build_chunk_dataset(
         "source_data": str(config.data),
         "max_code_tokens": config.max_code_tokens,
         "policy": config.policy,
+        "answer_format": config.answer_format,
         "seed": config.seed,
         "splits": {},
         "skipped": [],
@@ -144,7 +149,14 @@ def build_chunk_dataset(
                 continue
             text = raw.decode("utf-8", errors="replace").replace("\r\n", "\n")
             rows.extend(
-                chunk_record(record, text, config.max_code_tokens, count_tokens, config.policy)
+                chunk_record(
+                    record,
+                    text,
+                    config.max_code_tokens,
+                    count_tokens,
+                    config.policy,
+                    config.answer_format,
+                )
             )
         before = len(rows)
         if split == "train":

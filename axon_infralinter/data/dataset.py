@@ -13,7 +13,8 @@ Steps of `build_dataset`, each one pass over the files:
 6. split 70/15/15 grouped by repository, sizes and label shares as close as the groups allow;
 7. drop from val/test every file whose 5-token-shingle Jaccard similarity with an earlier split
    (train for val; train and val for test) reaches the near-duplicate threshold;
-8. write `{train,val,test}.jsonl`, `findings.jsonl` and `dataset_card.json`.
+8. write `{train,val,test}.jsonl`, `findings.jsonl`, `rule_titles.json` (`data.rule_catalog`) and
+   `dataset_card.json`.
 
 Everything but the card's `timings` is a function of the corpus, the config and the scanners.
 
@@ -48,6 +49,7 @@ from axon_infralinter.data.corpus import (
 )
 from axon_infralinter.data.hcl import normalize_whitespace, strip_comments
 from axon_infralinter.data.prompt import build_prompt, build_target
+from axon_infralinter.data.rule_catalog import write_catalog
 from axon_infralinter.errors import ConfigError, InputError
 from axon_infralinter.files import (
     atomic_write_json,
@@ -306,6 +308,7 @@ def build_dataset(
         split_files[s] = {"path": str(path), "sha256": sha256_file(path), "count": len(records)}
     findings_path = config.out / "findings.jsonl"
     write_jsonl(findings_path, findings_rows)
+    write_catalog(config.out / "rule_titles.json", findings_rows)
     lap("write")
 
     card = _card(

@@ -2,13 +2,21 @@
 
 `input_text` = INSTRUCTION + the Terraform code (comments stripped by default, see
 `data.hcl.strip_comments`) inside a fenced block + `Answer:`. `target_text` = `SECURE`, or `INSECURE`
-followed by up to 3 lines `- RULE_ID: title (resource)`. Training joins them as
-`{input_text}\n\n{target_text}` (the spec's format).
+followed by up to 3 finding lines. Training joins them as `{input_text}\n\n{target_text}` (the
+spec's format).
+
+Two answer formats (`ANSWER_FORMATS`), chosen when the data set is built:
+- `titles`: `- RULE_ID: title (resource)` (runs A-D). The model has to recall the scanner's wording
+  of each rule: 80% of run D's validation loss was title tokens.
+- `ids`: `- RULE_ID (resource)`. The title is a function of the rule id, so `axon scan` looks it up
+  in the scanners' catalog (`lint.rules.rule_title`) instead of having the model write it: the
+  wording is then always the scanner's, and generation is shorter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from axon_infralinter.data.hcl import strip_comments
 from axon_infralinter.schema import Finding, Label
@@ -20,6 +28,8 @@ INSTRUCTION = (
 CODE_OPEN = "\n\n```hcl\n"
 CODE_CLOSE = "\n```\n\nAnswer:"
 MAX_EXPLANATION_LINES = 3
+AnswerFormat = Literal["titles", "ids"]
+ANSWER_FORMATS: tuple[AnswerFormat, ...] = ("titles", "ids")
 
 
 def build_prompt(code: str, keep_comments: bool = False) -> str:
@@ -44,12 +54,17 @@ def split_prompt(input_text: str) -> tuple[str, str, str]:
     return input_text[:start], input_text[start:end], input_text[end:]
 
 
-def build_target(label: Label, findings: Sequence[Finding]) -> str:
+def build_target(
+    label: Label, findings: Sequence[Finding], answer_format: AnswerFormat = "titles"
+) -> str:
     """Build `target_text`: the label, and for INSECURE up to 3 finding lines.
 
     `findings` are those the label policy counted; they are listed by line, then rule id, one line
-    per rule id (the first resource it hit).
+    per rule id (the first resource it hit). `answer_format` "titles" writes
+    `- RULE_ID: title (resource)`, "ids" writes `- RULE_ID (resource)`.
     """
+    if answer_format not in ANSWER_FORMATS:
+        raise ValueError(f"answer format must be one of {ANSWER_FORMATS}, got {answer_format!r}")
     if label == "SECURE":
         return "SECURE"
     lines = ["INSECURE"]
@@ -58,7 +73,8 @@ def build_target(label: Label, findings: Sequence[Finding]) -> str:
         if f["rule_id"] in seen:
             continue
         seen.add(f["rule_id"])
-        lines.append(f"- {f['rule_id']}: {f['title']} ({f['resource']})")
+        title = f": {f['title']}" if answer_format == "titles" else ""
+        lines.append(f"- {f['rule_id']}{title} ({f['resource']})")
         if len(lines) > MAX_EXPLANATION_LINES:
             break
     return "\n".join(lines)

@@ -29,6 +29,7 @@ import pathspec
 from tqdm import tqdm
 
 from axon_infralinter.data.hcl import strip_comments
+from axon_infralinter.data.rule_catalog import expand_finding
 from axon_infralinter.errors import ConfigError, InputError
 from axon_infralinter.lint.blocks import Chunk, count_lines, file_suppression, plan_chunks
 from axon_infralinter.schema import Label
@@ -274,10 +275,14 @@ def _explain(
 
 
 def explanation_from_answer(answer: str) -> str:
-    """The finding lines of a generated answer (`INSECURE\\n- ID: title (res)`), joined by `; `."""
+    """The finding lines of a generated answer, joined by `; `.
+
+    A line is `- ID: title (res)` or, in the `ids` answer format, `- ID (res)`; the latter gets the
+    scanner's title from the rule catalog (`data.rule_catalog`) when the id is a known one.
+    """
     lines = [line.strip() for line in answer.strip().splitlines()]
     items = [line[1:].strip() for line in lines[1:] if line.startswith("-") and line[1:].strip()]
-    return "; ".join(items)
+    return "; ".join(expand_finding(item) for item in items)
 
 
 def load_ignore(path: Path, optional: bool = True) -> pathspec.PathSpec | None:

@@ -1,13 +1,13 @@
 """Where the target-token loss goes: the verdict token vs the finding lines of the answer.
 
-An answer is `SECURE`, or `INSECURE` plus up to three lines `- RULE_ID: title (resource)`
-(`data.prompt.build_target`). The target-token validation loss averages over all of those tokens,
+An answer is `SECURE`, or `INSECURE` plus up to three lines `- RULE_ID: title (resource)` or, in the
+`ids` answer format, `- RULE_ID (resource)` (`data.prompt.build_target`). The target-token validation loss averages over all of those tokens,
 so an INSECURE answer with three finding lines weighs ~30x a SECURE one, and most of the number is
 about guessing which rule ids a scanner fired. This module splits the mean per part of the answer:
 
 - `decision`: the first answer token, the one that separates SECURE from INSECURE (what score mode
   reads);
-- `rule_id`, `title`, `resource`: the three fields of a finding line;
+- `rule_id`, `title`, `resource`: the fields of a finding line (no title in the `ids` format);
 - `format`: the rest of the label word, `- `, `: `, brackets and newlines;
 - `end`: the end-of-sequence token.
 """
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 PARTS = ("decision", "rule_id", "title", "resource", "format", "end")
-_FINDING = re.compile(r"- (?P<rule_id>[^:\n]+): (?P<title>.*) \((?P<resource>[^()\n]*)\)$")
+_FINDING = re.compile(r"- (?P<rule_id>[^:\s]+)(?:: (?P<title>.*))? \((?P<resource>[^()\n]*)\)$")
 
 
 def char_parts(target_text: str) -> list[str]:
@@ -30,6 +30,8 @@ def char_parts(target_text: str) -> list[str]:
         match = _FINDING.match(line) if k > 0 else None
         if match:
             for name in ("rule_id", "title", "resource"):
+                if match.group(name) is None:
+                    continue
                 start, end = match.span(name)
                 parts[offset + start : offset + end] = [name] * (end - start)
         offset += len(line) + 1

@@ -131,6 +131,10 @@ class TrainConfig:
     """CPU threads (default: all cores)."""
     tune_threshold: bool = True
     """After training, pick the decision threshold that maximizes F1 on the validation split."""
+    init_adapter: Path | None = None
+    """Start from this adapter's LoRA weights instead of a fresh LoRA init (continued training,
+    e.g. on a new answer format). Its LoRA shape (rank, alpha, modules) replaces the lora_* values;
+    it must have been trained on the same base model."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Reserved; must stay empty (unknown keys are rejected by the loader)."""
 
@@ -138,6 +142,7 @@ class TrainConfig:
         self.data_dir = Path(self.data_dir)
         self.output_dir = Path(self.output_dir) if self.output_dir else None
         self.checkpoint_dir = Path(self.checkpoint_dir) if self.checkpoint_dir else None
+        self.init_adapter = Path(self.init_adapter) if self.init_adapter else None
         checks: list[tuple[bool, str]] = [
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (self.num_train_epochs > 0, f"--epochs must be > 0, got {self.num_train_epochs}"),
@@ -487,6 +492,19 @@ def _check_writable(folder: Path, flag: str) -> None:
         raise InputError(f"{flag} {folder} is not writable ({exc.strerror})") from None
 
 
+def _check_init_adapter(config: TrainConfig) -> None:
+    """--init-adapter must be a PEFT adapter trained on the same base model."""
+    folder = config.init_adapter
+    assert folder is not None
+    if not (folder / "adapter_config.json").is_file():
+        raise InputError(f"--init-adapter {folder}: not a LoRA adapter (no adapter_config.json)")
+    base = read_adapter_base(folder)
+    if base != config.base_model:
+        raise InputError(
+            f"--init-adapter {folder} was trained on {base}, not on {config.base_model}"
+        )
+
+
 def _find_resume(config: TrainConfig, checkpoints: Path) -> str | None:
     if not config.resume_from_checkpoint:
         return None
@@ -569,6 +587,8 @@ def train(
     _check_writable(adapter_dir, "--output-dir")
     _check_writable(checkpoints, "--checkpoint-dir")
     resume = _find_resume(config, checkpoints)
+    if config.init_adapter is not None:
+        _check_init_adapter(config)
     if on_ready:
         on_ready(adapter_dir, checkpoints, len(train_rows))
 
@@ -581,7 +601,12 @@ def train(
     elif config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         model.enable_input_require_grads()
-    model = get_peft_model(model, to_lora_config(config))
+    if config.init_adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(config.init_adapter), is_trainable=True)
+    else:
+        model = get_peft_model(model, to_lora_config(config))
 
     def tokenized(rows: list[dict[str, Any]], loss_on: LossOn) -> Any:
         ds = Dataset.from_list(rows)

@@ -71,6 +71,11 @@ def test_short_file_stays_whole_with_the_file_label() -> None:
     assert "# the region" not in row["input_text"]  # comments stripped, like every prompt
 
 
+def test_ids_answer_format_reaches_the_chunk_targets() -> None:
+    rows = chunk_record(record(TEXT, "INSECURE", [PUBLIC]), TEXT, 1000, words, answer_format="ids")
+    assert rows[0]["target_text"] == "INSECURE\n- CKV_AWS_20 (aws_s3_bucket.logs)"
+
+
 def test_long_file_is_split_and_each_block_labelled_by_its_own_findings() -> None:
     rows = chunk_record(record(TEXT, "INSECURE", [PUBLIC]), TEXT, 12, words)
     assert [(r["start_line"], r["end_line"]) for r in rows] == [(1, 4), (7, 9)]

@@ -1,5 +1,7 @@
 """The one prompt and target format."""
 
+import pytest
+
 from axon_infralinter.data.prompt import (
     CODE_CLOSE,
     CODE_OPEN,
@@ -76,3 +78,13 @@ def test_insecure_target_orders_by_line_dedups_rules_and_caps_lines() -> None:
         "- CKV_C: title of CKV_C (aws_s3_bucket.b)\n"
         "- CKV_D: title of CKV_D (aws_s3_bucket.b)"
     )
+
+
+def test_ids_answer_format_leaves_the_title_out() -> None:
+    findings = [finding("CKV_B", 9), finding("CKV_A", 3)]
+    assert build_target("INSECURE", findings, "ids") == (
+        "INSECURE\n- CKV_A (aws_s3_bucket.b)\n- CKV_B (aws_s3_bucket.b)"
+    )
+    assert build_target("SECURE", findings, "ids") == "SECURE"
+    with pytest.raises(ValueError, match="answer format must be one of"):
+        build_target("INSECURE", findings, "prose")  # type: ignore[arg-type]

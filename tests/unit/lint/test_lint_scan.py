@@ -466,6 +466,14 @@ def test_explanation_from_answer() -> None:
     assert explanation_from_answer("INSECURE because reasons") == ""
 
 
+def test_explanation_of_the_ids_format_gets_the_scanner_title() -> None:
+    answer = "INSECURE\n- CKV_AWS_20 (aws_s3_bucket_acl.a)\n- CKV_MADE_UP_1 (x.y)"
+    assert explanation_from_answer(answer) == (
+        "CKV_AWS_20: S3 Bucket has an ACL defined which allows public READ access. "
+        "(aws_s3_bucket_acl.a); CKV_MADE_UP_1 (x.y)"
+    )
+
+
 # --- exit codes --------------------------------------------------------------------------------
 
 

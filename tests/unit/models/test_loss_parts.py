@@ -31,6 +31,16 @@ def test_char_parts_marks_the_three_fields_of_each_finding_line() -> None:
     assert text["format"] == "INSECURE\n- :  ()\n- :  ()"
 
 
+def test_char_parts_of_the_ids_format_has_no_title() -> None:
+    target = "INSECURE\n- AWS-0086 (aws_s3_bucket.kb)"
+    parts = char_parts(target)
+    assert "title" not in parts
+    assert "".join(c for c, p in zip(target, parts, strict=True) if p == "rule_id") == "AWS-0086"
+    assert "".join(c for c, p in zip(target, parts, strict=True) if p == "resource") == (
+        "aws_s3_bucket.kb"
+    )
+
+
 def test_secure_answer_is_all_format_characters() -> None:
     assert set(char_parts("SECURE")) == {"format"}
 

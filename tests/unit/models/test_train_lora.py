@@ -199,3 +199,17 @@ def test_target_logits_collator_adds_logits_to_keep() -> None:
     firsts = [next(i for i, x in enumerate(row["labels"]) if x != -100) for row in rows]
     assert batch["logits_to_keep"] == batch["input_ids"].shape[1] - min(firsts) + 1
     assert 0 < batch["logits_to_keep"] < batch["input_ids"].shape[1]
+
+
+def test_init_adapter_must_be_an_adapter_of_the_same_base(tmp_path: Path) -> None:
+    from axon_infralinter.errors import InputError
+
+    config = tl.resolve_config("smollm2-cpu", init_adapter=tmp_path)
+    with pytest.raises(InputError, match="not a LoRA adapter"):
+        tl._check_init_adapter(config)
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "train_config.json").write_text('{"config": {"base_model": "other/model"}}')
+    with pytest.raises(InputError, match="was trained on other/model, not on embedded:smollm2"):
+        tl._check_init_adapter(config)
+    shipped = Path(tl.__file__).resolve().parents[1] / "adapters" / "default"
+    tl._check_init_adapter(tl.resolve_config("smollm2-cpu", init_adapter=shipped))
