@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument(
         "--answer-format",
         choices=("titles", "ids"),  # data.prompt.ANSWER_FORMATS
-        default="titles",
+        default="ids",
         help="finding lines of the answer: `- ID: title (resource)` or `- ID (resource)`",
     )
     ch.set_defaults(func=_cmd_dataset_chunks)

@@ -56,7 +56,7 @@ class ChunkConfig:
     """Keep at most this many training chunks (random, seeded; INSECURE chunks kept first)."""
     seed: int = 0
     splits: Sequence[str] = field(default_factory=lambda: SPLITS)
-    answer_format: AnswerFormat = "titles"
+    answer_format: AnswerFormat = "ids"
     """How finding lines are written in `target_text` (`data.prompt.build_target`)."""
 
 
@@ -71,7 +71,7 @@ def chunk_record(
     max_code_tokens: int,
     count_tokens: Callable[[str], int],
     policy: str = scanner.DEFAULT_POLICY,
-    answer_format: AnswerFormat = "titles",
+    answer_format: AnswerFormat = "ids",
 ) -> list[dict[str, Any]]:
     """The chunks of one file record, each a Record with its own label and target.
 

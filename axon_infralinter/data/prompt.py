@@ -6,9 +6,9 @@ followed by up to 3 finding lines. Training joins them as `{input_text}\n\n{targ
 spec's format).
 
 Two answer formats (`ANSWER_FORMATS`), chosen when the data set is built:
-- `titles`: `- RULE_ID: title (resource)` (runs A-D). The model has to recall the scanner's wording
+- `titles`: `- RULE_ID: title (resource)` (runs A-D, adapters trained before 2026-11-25). The model has to recall the scanner's wording
   of each rule: 80% of run D's validation loss was title tokens.
-- `ids`: `- RULE_ID (resource)`. The title is a function of the rule id, so `axon scan` looks it up
+- `ids` (the default): `- RULE_ID (resource)`. The title is a function of the rule id, so `axon scan` looks it up
   in the scanners' catalog (`lint.rules.rule_title`) instead of having the model write it: the
   wording is then always the scanner's, and generation is shorter.
 """
@@ -55,7 +55,7 @@ def split_prompt(input_text: str) -> tuple[str, str, str]:
 
 
 def build_target(
-    label: Label, findings: Sequence[Finding], answer_format: AnswerFormat = "titles"
+    label: Label, findings: Sequence[Finding], answer_format: AnswerFormat = "ids"
 ) -> str:
     """Build `target_text`: the label, and for INSECURE up to 3 finding lines.
 

@@ -720,10 +720,12 @@ def write_model_card(
         f"- Loss on: {config.loss_on} tokens; max length {config.max_length} tokens; "
         f"lr {config.learning_rate}; effective batch "
         f"{config.per_device_train_batch_size * config.gradient_accumulation_steps}",
+        *_start_lines(config),
         f"- Steps: {summary['global_step']}; train examples: {summary['train_examples']}; "
         f"time: {summary['seconds']} s on {summary['device']} ({summary['dtype']})",
         f"- Final train loss: {_fmt(summary['train_loss'])}; target-token validation loss: "
-        f"{_fmt(summary['val_loss_target_tokens'])}",
+        f"{_fmt(summary['val_loss_target_tokens'])} (the Trainer's: mean of per-batch means, "
+        f"batches of {config.per_device_eval_batch_size})",
     ]
     lines += _loss_part_lines(summary.get("val_loss_by_part"))
     if threshold:
@@ -749,6 +751,21 @@ def write_model_card(
     return path
 
 
+def _start_lines(config: TrainConfig) -> list[str]:
+    """Model-card lines: the answer format of the data and where the LoRA weights started."""
+    lines = []
+    card = config.data_dir / "chunks_card.json"
+    if card.is_file():
+        fmt = json.loads(card.read_text()).get("answer_format", "titles")
+        lines.append(f"- Answer format: `{fmt}` (`data.prompt.build_target`)")
+    if config.init_adapter is not None:
+        lines.append(
+            f"- Started from the LoRA weights of `{config.init_adapter}` (continued training), "
+            "not from a fresh LoRA init"
+        )
+    return lines
+
+
 def _loss_part_lines(by_part: dict[str, Any] | None) -> list[str]:
     """Model-card lines: the validation target-token loss per part of the answer."""
     if not by_part:
@@ -760,8 +777,9 @@ def _loss_part_lines(by_part: dict[str, Any] | None) -> list[str]:
         if part["tokens"]
     ]
     return [
-        f"- Validation loss by part of the answer ({by_part['examples']} examples): "
-        + "; ".join(cells)
+        f"- Validation loss per target token ({by_part['examples']} examples, "
+        f"{by_part['target_tokens']} tokens): {_fmt(by_part['mean_target_token_loss'])}; "
+        "by part of the answer: " + "; ".join(cells)
     ]
 
 

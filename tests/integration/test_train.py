@@ -64,7 +64,7 @@ def _record(i: int, code: str, label: str) -> dict:
         "sha256": str(i),
         "label": label,
         "input_text": build_prompt(code),
-        "target_text": build_target(label, [finding] if label == "INSECURE" else []),
+        "target_text": build_target(label, [finding] if label == "INSECURE" else [], "titles"),
         "findings": [],
     }
 
@@ -152,7 +152,8 @@ def test_few_steps_write_artifacts_and_change_weights(records_dir: Path, tmp_pat
     assert by_part["mean_target_token_loss"] == pytest.approx(
         summary["val_loss_target_tokens"], rel=0.05
     )
-    assert "Validation loss by part of the answer (4 examples): decision" in card
+    assert "Validation loss per target token (4 examples, " in card
+    assert "by part of the answer: decision" in card
 
 
 def test_saved_adapter_reloads_to_the_same_scores(records_dir: Path, tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_insecure_target_orders_by_line_dedups_rules_and_caps_lines() -> None:
         finding("CKV_D", 7),
     ]
     assert MAX_EXPLANATION_LINES == 3
-    assert build_target("INSECURE", findings) == (
+    assert build_target("INSECURE", findings, "titles") == (
         "INSECURE\n"
         "- CKV_A: title of CKV_A (aws_s3_bucket.first)\n"
         "- CKV_C: title of CKV_C (aws_s3_bucket.b)\n"
@@ -80,9 +80,9 @@ def test_insecure_target_orders_by_line_dedups_rules_and_caps_lines() -> None:
     )
 
 
-def test_ids_answer_format_leaves_the_title_out() -> None:
+def test_ids_is_the_default_answer_format_and_leaves_the_title_out() -> None:
     findings = [finding("CKV_B", 9), finding("CKV_A", 3)]
-    assert build_target("INSECURE", findings, "ids") == (
+    assert build_target("INSECURE", findings) == (
         "INSECURE\n- CKV_A (aws_s3_bucket.b)\n- CKV_B (aws_s3_bucket.b)"
     )
     assert build_target("SECURE", findings, "ids") == "SECURE"

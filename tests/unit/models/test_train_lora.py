@@ -213,3 +213,26 @@ def test_init_adapter_must_be_an_adapter_of_the_same_base(tmp_path: Path) -> Non
         tl._check_init_adapter(config)
     shipped = Path(tl.__file__).resolve().parents[1] / "adapters" / "default"
     tl._check_init_adapter(tl.resolve_config("smollm2-cpu", init_adapter=shipped))
+
+
+def test_model_card_names_the_answer_format_and_the_starting_adapter(tmp_path: Path) -> None:
+    data = tmp_path / "chunks"
+    data.mkdir()
+    (data / "chunks_card.json").write_text('{"answer_format": "ids"}')
+    config = tl.resolve_config(
+        "smollm2-cpu", data_dir=data, output_dir=tmp_path / "out", init_adapter=tmp_path / "D"
+    )
+    (tmp_path / "out").mkdir()
+    summary = {
+        "global_step": 3,
+        "train_examples": 4,
+        "seconds": 1.0,
+        "device": "cpu",
+        "dtype": "bfloat16",
+        "train_loss": 0.5,
+        "val_loss_target_tokens": 0.25,
+    }
+    card = tl.write_model_card(tmp_path / "out", config, summary, {}).read_text()
+    assert "- Answer format: `ids`" in card
+    assert f"- Started from the LoRA weights of `{tmp_path / 'D'}`" in card
+    assert "target-token validation loss: 0.2500" in card
