@@ -164,9 +164,9 @@ needs_trained_adapter = pytest.mark.skipif(
 )
 
 
-# The shipped adapter (test ROC-AUC 0.82, see its README.md) flags every insecure example but also
-# every secure one: measured 2026-11-25, insecure 0.459/0.810/0.928/0.262 vs secure 0.941/0.859/0.324
-# at threshold 0.177. The secure check stays, strict: it starts failing (XPASS) once a better adapter
+# The shipped adapter (run E, test ROC-AUC 0.84, see its README.md) flags every insecure example but
+# also every secure one: measured 2026-11-25, insecure 0.768/0.926/0.993/0.160 vs secure
+# 0.991/0.969/0.538 at threshold 0.124. The secure check stays, strict: it starts failing (XPASS) once a better adapter
 # passes it, and then the marker must go.
 KNOWN_WEAK = pytest.mark.xfail(
     strict=True, reason="shipped adapter misjudges the examples (README: model status)"
