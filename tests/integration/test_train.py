@@ -178,6 +178,28 @@ def test_saved_adapter_reloads_to_the_same_scores(records_dir: Path, tmp_path: P
     assert merged.score_prompts(prompts) == pytest.approx(unmerged.score_prompts(prompts), abs=1e-4)
 
 
+def test_init_adapter_continues_from_its_weights(records_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    shipped = Path(__file__).resolve().parents[2] / "axon_infralinter" / "adapters" / "default"
+    config = _config(
+        records_dir,
+        tmp_path,
+        max_steps=1,
+        learning_rate=1e-12,  # a step that cannot move the weights
+        init_adapter=shipped,
+        tune_threshold=False,
+    )
+    adapter = train(config, load_settings(), progress=False)
+    start = load_file(str(shipped / "adapter_model.safetensors"))
+    after = load_file(str(adapter / "adapter_model.safetensors"))
+    assert after.keys() == start.keys()
+    # A fresh LoRA init has lora_B = 0; these are the shipped adapter's trained weights.
+    assert max((after[k] - start[k]).abs().max().item() for k in start) < 1e-6
+    assert any(start[k].abs().max().item() > 1e-3 for k in start if "lora_B" in k)
+    assert "- Started from the LoRA weights of" in (adapter / "README.md").read_text()
+
+
 def test_four_example_overfit_reaches_low_target_loss(records_dir: Path, tmp_path: Path) -> None:
     config = _config(
         records_dir,
