@@ -566,7 +566,8 @@ def bench_predict(ctx: Context) -> Section:
 
     sizes = ctx.sizes
     records = every_kth(split_records(ctx, "test"), sizes.predict_files)
-    prompts = [r["input_text"] for r in records]
+    # Rebuilt from the code: a data set built before the prompt dropped blank lines stores old ones.
+    prompts = [build_prompt(split_prompt(r["input_text"])[1], keep_comments=True) for r in records]
     predictor = get_predictor(ctx)
     print(f"  model: {predictor.name} ({ctx.model_note})")
     predictor.score_prompts(prompts[:1], batch_size=1)  # warm-up, not timed

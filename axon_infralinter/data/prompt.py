@@ -1,7 +1,11 @@
 """The one prompt: training, evaluation and `axon scan` all build model input here.
 
 `input_text` = INSTRUCTION + the Terraform code (comments stripped by default, see
-`data.hcl.strip_comments`) inside a fenced block + `Answer:`. `target_text` = `SECURE`, or `INSECURE`
+`data.hcl.strip_comments`; blank lines dropped) inside a fenced block + `Answer:`. Dropping the blank
+lines makes a comment on a line of its own invisible to the model: stripping leaves its line empty,
+and an empty line would still change the prompt (session 6: one injected note inside a block moved a
+file across the threshold). Adapters up to run E were trained with the blank lines kept; run E
+judges the validation split as well either way (ROC-AUC 0.873 without, 0.871 with). `target_text` = `SECURE`, or `INSECURE`
 followed by up to 3 finding lines. Training joins them as `{input_text}\n\n{target_text}` (the
 spec's format).
 
@@ -38,10 +42,11 @@ def build_prompt(code: str, keep_comments: bool = False) -> str:
     Args:
         code: Terraform source text.
         keep_comments: Keep comments (default strips them: comments can carry prompt injection,
-            and labels are computed on the stripped text).
+            and labels are computed on the stripped text). Blank lines are dropped either way.
     """
     body = code if keep_comments else strip_comments(code)
-    return f"{INSTRUCTION}{CODE_OPEN}{body.strip()}{CODE_CLOSE}"
+    body = "\n".join(line for line in body.split("\n") if line.strip()).strip()
+    return f"{INSTRUCTION}{CODE_OPEN}{body}{CODE_CLOSE}"
 
 
 def split_prompt(input_text: str) -> tuple[str, str, str]:

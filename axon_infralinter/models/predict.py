@@ -165,7 +165,11 @@ class Predictor:
         return scores
 
     def document_pieces(self, prompts: Sequence[str]) -> list[list[str]]:
-        """The prompts each file is judged by: itself when its code fits, else one per block."""
+        """The prompts each file is judged by: itself when its code fits, else one per block.
+
+        A file's prompt is rebuilt from its code by `build_prompt`, so prompts stored by an older
+        data set (blank lines kept) are judged as `axon scan` judges the file today.
+        """
         from axon_infralinter.lint.blocks import plan_chunks
 
         budget = self.max_code_tokens
@@ -174,7 +178,7 @@ class Predictor:
             code = split_prompt(prompt)[1]
             chunks = [c for c in plan_chunks(code, budget, self.count_tokens, True) if c.code]
             if len(chunks) <= 1:
-                out.append([prompt])
+                out.append([build_prompt(code, keep_comments=True)])
             else:
                 out.append([build_prompt(c.code, keep_comments=True) for c in chunks])
         return out
