@@ -10,12 +10,17 @@ about guessing which rule ids a scanner fired. This module splits the mean per p
 - `rule_id`, `title`, `resource`: the fields of a finding line (no title in the `ids` format);
 - `format`: the rest of the label word, `- `, `: `, brackets and newlines;
 - `end`: the end-of-sequence token.
+
+`rule_id_tokens_by_training` splits the rule-id tokens once more: ids that some training answer
+names vs ids that no training answer names (the model can only guess those from the catalog's
+naming pattern). Run on a sample of the training split as well, the same numbers show whether the
+validation loss is a fitting problem or a generalization gap.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 PARTS = ("decision", "rule_id", "title", "resource", "format", "end")
@@ -38,22 +43,34 @@ def char_parts(target_text: str) -> list[str]:
     return parts
 
 
+def token_spans(
+    target_ids: Sequence[int], decode: Callable[[Sequence[int]], str]
+) -> list[tuple[int, int]]:
+    """The (start, end) characters of `target_text` each target token decodes to (EOS: empty).
+
+    Spans come from decoding growing prefixes of `target_ids` (`decode` skips special tokens).
+    """
+    spans: list[tuple[int, int]] = []
+    previous = 0
+    for i in range(len(target_ids)):
+        upto = len(decode(target_ids[: i + 1]))
+        spans.append((previous, max(previous, upto)))
+        previous = max(previous, upto)
+    return spans
+
+
 def token_parts(
     target_text: str, target_ids: Sequence[int], decode: Callable[[Sequence[int]], str]
 ) -> list[str]:
     """The answer part of every target token (the label mask's non -100 positions, EOS included).
 
-    Token spans come from decoding growing prefixes of `target_ids` (`decode` skips special
-    tokens). The first token is `decision`; a token with no characters (EOS) is `end`; otherwise
-    the first of its characters that is not `format` names its part.
+    The first token is `decision`; a token with no characters (EOS) is `end`; otherwise the first
+    of its characters that is not `format` names its part.
     """
     chars = char_parts(target_text)
     out: list[str] = []
-    previous = 0
-    for i in range(len(target_ids)):
-        upto = len(decode(target_ids[: i + 1]))
-        span = chars[previous:upto]
-        previous = upto
+    for i, (start, end) in enumerate(token_spans(target_ids, decode)):
+        span = chars[start:end]
         if i == 0:
             out.append("decision")
         elif not span:
@@ -61,6 +78,63 @@ def token_parts(
         else:
             out.append(next((p for p in span if p != "format"), "format"))
     return out
+
+
+def finding_rule_ids(target_text: str) -> list[str]:
+    """The rule ids of an answer's finding lines, in order."""
+    lines = target_text.split("\n")[1:]
+    return [m.group("rule_id") for m in map(_FINDING.match, lines) if m]
+
+
+def token_rule_ids(
+    target_text: str, target_ids: Sequence[int], decode: Callable[[Sequence[int]], str]
+) -> list[str | None]:
+    """Per target token, the rule id its rule-id characters belong to (None for other tokens)."""
+    chars = char_parts(target_text)
+    lines = target_text.split("\n")
+    out: list[str | None] = []
+    for start, end in token_spans(target_ids, decode):
+        at = next((i for i in range(start, min(end, len(chars))) if chars[i] == "rule_id"), None)
+        match = None if at is None else _FINDING.match(lines[target_text.count("\n", 0, at)])
+        out.append(match.group("rule_id") if match else None)
+    return out
+
+
+def summarize_rule_ids(
+    rows: Iterable[tuple[Sequence[str], Sequence[float], Sequence[str | None]]],
+    known: Collection[str],
+) -> dict[str, Any]:
+    """Loss of the rule-id tokens whose rule some training answer names (`seen`) vs not (`unseen`).
+
+    Args:
+        rows: Per example, (parts, token losses, rule id per token) as `token_parts`,
+            the cross-entropy and `token_rule_ids` give them.
+        known: Rule ids named in the training split's answers.
+    """
+    sums = {"seen": 0.0, "unseen": 0.0}
+    tokens = {"seen": 0, "unseen": 0}
+    lines = {"seen": 0, "unseen": 0}
+    for parts, losses, rules in rows:
+        if not len(parts) == len(losses) == len(rules):
+            raise ValueError("parts, losses and rule ids must have one entry per token")
+        last: str | None = None
+        for part, loss, rule in zip(parts, losses, rules, strict=True):
+            if part != "rule_id" or rule is None:
+                continue
+            kind = "seen" if rule in known else "unseen"
+            sums[kind] += float(loss)
+            tokens[kind] += 1
+            if rule != last:
+                lines[kind] += 1
+            last = rule
+    return {
+        kind: {
+            "mean_loss": sums[kind] / tokens[kind] if tokens[kind] else None,
+            "tokens": tokens[kind],
+            "finding_lines": lines[kind],
+        }
+        for kind in ("seen", "unseen")
+    }
 
 
 def summarize_parts(rows: Sequence[tuple[Sequence[str], Sequence[float]]]) -> dict[str, Any]:
@@ -92,12 +166,18 @@ def summarize_parts(rows: Sequence[tuple[Sequence[str], Sequence[float]]]) -> di
 
 
 def target_loss_by_part(
-    model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], max_length: int
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    max_length: int,
+    known_rule_ids: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Per-part target-token loss of `model` on `{input_text, target_text}` rows.
 
     Tokenized exactly as in training (`tokenize_example`, loss on the answer); one example per
-    forward pass, bf16 autocast on a CPU that supports it, cross-entropy in fp32.
+    forward pass, bf16 autocast on a CPU that supports it, cross-entropy in fp32. With
+    `known_rule_ids` (the rule ids of the training answers), the summary also has
+    `rule_id_tokens_by_training` (`summarize_rule_ids`).
     """
     import torch
     import torch.nn.functional as F  # noqa: N812
@@ -115,6 +195,7 @@ def target_loss_by_part(
     was_training = model.training
     model.eval()
     per_example: list[tuple[list[str], list[float]]] = []
+    rules: list[list[str | None]] = []
     with torch.inference_mode(), autocast:
         for row in rows:
             ex = tokenize_example(row["input_text"], row["target_text"], tokenizer, max_length)
@@ -130,5 +211,13 @@ def target_loss_by_part(
             target_ids = [t for t in ex["labels"] if t != IGNORE_INDEX]
             parts = token_parts(row["target_text"], target_ids, decode)
             per_example.append((parts, losses[targets != IGNORE_INDEX].tolist()))
+            if known_rule_ids is not None:
+                rules.append(token_rule_ids(row["target_text"], target_ids, decode))
     model.train(was_training)
-    return summarize_parts(per_example)
+    summary = summarize_parts(per_example)
+    if known_rule_ids is not None:
+        summary["rule_id_tokens_by_training"] = summarize_rule_ids(
+            [(p, losses, r) for (p, losses), r in zip(per_example, rules, strict=True)],
+            known_rule_ids,
+        )
+    return summary

@@ -672,11 +672,20 @@ def train(
         "val_loss_by_part": None,
     }
     if val_rows:
-        # The same validation examples, the loss split into the verdict token and the finding lines.
-        from axon_infralinter.models.loss_parts import target_loss_by_part
+        # The same validation examples, the loss split into the verdict token and the finding
+        # lines; and as many training examples, so the card shows the generalization gap per part.
+        from axon_infralinter.models.loss_parts import finding_rule_ids, target_loss_by_part
 
+        known = {rule for row in train_rows for rule in finding_rule_ids(row["target_text"])}
+        step = max(1.0, len(train_rows) / len(val_rows))
+        train_sample = [
+            train_rows[int(i * step)] for i in range(min(len(val_rows), len(train_rows)))
+        ]
         summary["val_loss_by_part"] = target_loss_by_part(
-            trainer.model, tokenizer, val_rows, config.max_length
+            trainer.model, tokenizer, val_rows, config.max_length, known_rule_ids=known
+        )
+        summary["train_loss_by_part"] = target_loss_by_part(
+            trainer.model, tokenizer, train_sample, config.max_length, known_rule_ids=known
         )
     data_hashes = {
         split: sha256_file(config.data_dir / f"{split}.jsonl")
@@ -728,6 +737,7 @@ def write_model_card(
         f"batches of {config.per_device_eval_batch_size})",
     ]
     lines += _loss_part_lines(summary.get("val_loss_by_part"))
+    lines += _loss_part_lines(summary.get("train_loss_by_part"), "Training-sample")
     if threshold:
         lines.append(
             f"- Decision threshold on P(INSECURE): {threshold['threshold']:.3f} "
@@ -766,8 +776,9 @@ def _start_lines(config: TrainConfig) -> list[str]:
     return lines
 
 
-def _loss_part_lines(by_part: dict[str, Any] | None) -> list[str]:
-    """Model-card lines: the validation target-token loss per part of the answer."""
+def _loss_part_lines(by_part: dict[str, Any] | None, split: str = "Validation") -> list[str]:
+    """Model-card lines: the target-token loss per part of the answer, and of the rule ids whose
+    rule the training answers name or not."""
     if not by_part:
         return []
     cells = [
@@ -776,11 +787,19 @@ def _loss_part_lines(by_part: dict[str, Any] | None) -> list[str]:
         for name, part in by_part["parts"].items()
         if part["tokens"]
     ]
-    return [
-        f"- Validation loss per target token ({by_part['examples']} examples, "
+    lines = [
+        f"- {split} loss per target token ({by_part['examples']} examples, "
         f"{by_part['target_tokens']} tokens): {_fmt(by_part['mean_target_token_loss'])}; "
         "by part of the answer: " + "; ".join(cells)
     ]
+    rules = by_part.get("rule_id_tokens_by_training")
+    if rules and (rules["seen"]["tokens"] or rules["unseen"]["tokens"]):
+        lines.append(
+            f"  - rule-id tokens of rules a training answer names: {_fmt(rules['seen']['mean_loss'])} "
+            f"({rules['seen']['finding_lines']} finding lines); of rules none names: "
+            f"{_fmt(rules['unseen']['mean_loss'])} ({rules['unseen']['finding_lines']} lines)"
+        )
+    return lines
 
 
 def _fmt(value: float | None) -> str:

@@ -154,6 +154,14 @@ def test_few_steps_write_artifacts_and_change_weights(records_dir: Path, tmp_pat
     )
     assert "Validation loss per target token (4 examples, " in card
     assert "by part of the answer: decision" in card
+    # Every validation finding names the training answers' rule (the splits are the same records),
+    # and the same split is computed on a training sample (the generalization gap).
+    rules = by_part["rule_id_tokens_by_training"]
+    assert rules["seen"]["finding_lines"] == 2 and rules["unseen"]["finding_lines"] == 0
+    assert rules["seen"]["tokens"] == parts["rule_id"]["tokens"]
+    assert summary["train_loss_by_part"]["examples"] == 4
+    assert "Training-sample loss per target token (4 examples, " in card
+    assert "rule-id tokens of rules a training answer names" in card
 
 
 def test_saved_adapter_reloads_to_the_same_scores(records_dir: Path, tmp_path: Path) -> None:

@@ -6,7 +6,14 @@ from collections.abc import Sequence
 
 import pytest
 
-from axon_infralinter.models.loss_parts import char_parts, summarize_parts, token_parts
+from axon_infralinter.models.loss_parts import (
+    char_parts,
+    finding_rule_ids,
+    summarize_parts,
+    summarize_rule_ids,
+    token_parts,
+    token_rule_ids,
+)
 
 TARGET = "INSECURE\n- CKV_AWS_18: Ensure logging (aws_s3_bucket.b)\n- AVD-1: Bad: thing (x.y)"
 PIECES = [
@@ -84,3 +91,29 @@ def test_summarize_parts_means_counts_and_shares() -> None:
 def test_summarize_parts_rejects_mismatched_lengths() -> None:
     with pytest.raises(ValueError):
         summarize_parts([(["decision"], [0.1, 0.2])])
+
+
+def test_finding_rule_ids_in_answer_order() -> None:
+    assert finding_rule_ids(TARGET) == ["CKV_AWS_18", "AVD-1"]
+    assert finding_rule_ids("INSECURE\n- CKV_GCP_6 (google_sql.x)") == ["CKV_GCP_6"]
+    assert finding_rule_ids("SECURE") == []
+
+
+def test_token_rule_ids_names_the_rule_of_each_rule_id_token() -> None:
+    rules = token_rule_ids(TARGET, list(range(len(PIECES))), _decode)
+    # "CKV", "_AWS_18" carry the first rule; "- AVD" (starts with format chars), "-1" the second.
+    assert [r for r in rules if r] == ["CKV_AWS_18", "CKV_AWS_18", "AVD-1", "AVD-1"]
+    assert rules[4] == "CKV_AWS_18" and rules[12] == "AVD-1" and rules[-1] is None
+
+
+def test_summarize_rule_ids_splits_seen_and_unseen_rules() -> None:
+    parts = token_parts(TARGET, list(range(len(PIECES))), _decode)
+    rules = token_rule_ids(TARGET, list(range(len(PIECES))), _decode)
+    losses = [float(i) for i in range(len(PIECES))]
+    summary = summarize_rule_ids([(parts, losses, rules)], known={"CKV_AWS_18"})
+    assert summary["seen"] == {"mean_loss": pytest.approx(4.5), "tokens": 2, "finding_lines": 1}
+    assert summary["unseen"] == {"mean_loss": pytest.approx(12.5), "tokens": 2, "finding_lines": 1}
+    empty = summarize_rule_ids([(["decision"], [0.3], [None])], known=set())
+    assert empty["seen"]["mean_loss"] is None and empty["unseen"]["tokens"] == 0
+    with pytest.raises(ValueError):
+        summarize_rule_ids([(["decision"], [0.3], [])], known=set())
