@@ -66,6 +66,7 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
         seed=args.seed,
         policy=args.policy,
         near_dup_threshold=args.near_dup_threshold,
+        provider_weight=args.provider_weight,
         cache_dir=settings.scan_cache,
     )
     started = time.perf_counter()
@@ -372,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument(
         "--near-dup-threshold", type=float, default=0.8, help="Jaccard on 5-token shingles"
+    )
+    d.add_argument(
+        "--provider-weight",
+        type=float,
+        default=1.0,
+        help="weight of the split's per-cloud balance (0: the split of runs A-E)",
     )
     d.set_defaults(func=_cmd_dataset_build)
     ch = dataset.add_parser(

@@ -10,7 +10,8 @@ Steps of `build_dataset`, each one pass over the files:
 3. `--limit N` keeps a seeded sample drawn round-robin over repositories;
 4. scan with Checkov and tfsec (`scanner.scan_texts`, cached by text hash);
 5. label under a policy (`scanner.apply_policy`); build the prompt and target (`data.prompt`);
-6. split 70/15/15 grouped by repository, sizes and label shares as close as the groups allow;
+6. split 70/15/15 grouped by repository, sizes, label shares and each cloud provider's share of
+   files and of INSECURE files as close as the groups allow;
 7. drop from val/test every file whose 5-token-shingle Jaccard similarity with an earlier split
    (train for val; train and val for test) reaches the near-duplicate threshold;
 8. write `{train,val,test}.jsonl`, `findings.jsonl`, `rule_titles.json` (`data.rule_catalog`) and
@@ -126,6 +127,11 @@ class DatasetConfig:
     """Scanner result cache (AXON_HOME/scan-cache)."""
     max_bytes: int = 1_000_000
     """Larger `.tf` files are skipped, in bytes."""
+    provider_weight: float = 1.0
+    """Weight of the split's cloud-provider balance (`split_by_repo`'s `strata_weight`): each
+    provider's files and INSECURE files spread over the splits in the target fractions. 0 gives
+    the split of data sets built before 2026-11-26 (runs A-E), where train held 181 of the 817
+    AWS files and val 379, so 87% of val's finding lines named a rule no training answer named."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -151,6 +157,8 @@ class DatasetConfig:
             )
         if self.max_bytes < 1:
             raise ConfigError(f"max_bytes must be >= 1, got {self.max_bytes}")
+        if not math.isfinite(self.provider_weight) or self.provider_weight < 0:
+            raise ConfigError(f"--provider-weight must be >= 0, got {self.provider_weight}")
 
 
 @dataclass
@@ -247,10 +255,19 @@ def build_dataset(
     lap("label")
 
     repo_counts: dict[str, tuple[int, int]] = {}
+    provider_counts: dict[str, dict[str, tuple[int, int]]] = defaultdict(dict)
     for f, _, label, _ in labelled:
         n, k = repo_counts.get(f.repo, (0, 0))
         repo_counts[f.repo] = (n + 1, k + label_to_int(label))
-    split_of_repo = split_by_repo(repo_counts, _fractions(config), config.seed)
+        n, k = provider_counts[f.repo].get(f.provider, (0, 0))
+        provider_counts[f.repo][f.provider] = (n + 1, k + label_to_int(label))
+    split_of_repo = split_by_repo(
+        repo_counts,
+        _fractions(config),
+        config.seed,
+        strata=provider_counts,
+        strata_weight=config.provider_weight,
+    )
     by_split: dict[Split, list[int]] = {s: [] for s in SPLITS}
     for i, (f, _, _, _) in enumerate(labelled):
         by_split[split_of_repo[f.repo]].append(i)
@@ -458,6 +475,8 @@ def split_by_repo(
     fractions: tuple[float, float, float] = (0.70, 0.15, 0.15),
     seed: int = 0,
     label_weight: float = 0.2,
+    strata: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
+    strata_weight: float = 0.0,
 ) -> dict[str, Split]:
     """Assign whole repositories to train/val/test.
 
@@ -466,13 +485,20 @@ def split_by_repo(
     one whose INSECURE share it brings closest to the overall share. A local search then moves
     single repositories or swaps pairs while that lowers
     `sum |size - target| / N + label_weight * sum |INSECURE share - overall share|`
-    (an empty split with a positive target costs 1 more).
+    (an empty split with a positive target costs 1 more), plus, with `strata`,
+    `strata_weight * sum over strata and splits (|files - fraction * stratum files| / N
+    + |INSECURE - fraction * stratum INSECURE| / K)`: each stratum (the cloud provider, in
+    `build_dataset`) is then spread over the splits in the target fractions as far as whole
+    repositories allow, so that val and test hold the clouds train teaches, and the other way round.
 
     Args:
         counts: repository -> (files, INSECURE files).
         fractions: Target shares of train, val, test.
         seed: Tie-break seed.
         label_weight: Weight of the label-balance term against the size term.
+        strata: repository -> stratum -> (files, INSECURE files); None: no stratum term.
+        strata_weight: Weight of the stratum term (0: the split of data sets built before
+            2026-11-26, which put nearly every AWS file in val and test).
 
     Returns:
         repository -> split.
@@ -487,11 +513,26 @@ def split_by_repo(
     rng.shuffle(repos)
     repos.sort(key=lambda r: -counts[r][0])  # stable: seeded order among equal sizes
 
-    size = [0, 0, 0]
-    insecure = [0, 0, 0]
+    # A repository as a vector: files, INSECURE, then (files, INSECURE) per stratum.
+    names = sorted({p for per in (strata or {}).values() for p in per}) if strata_weight else []
+    width = 2 + 2 * len(names)
+
+    def vector(repo: str) -> list[int]:
+        v = [*counts[repo], *([0] * (width - 2))]
+        for j, p in enumerate(names):
+            v[2 + 2 * j], v[3 + 2 * j] = (strata or {}).get(repo, {}).get(p, (0, 0))
+        return v
+
+    vec = {repo: vector(repo) for repo in repos}
+    whole = [sum(vec[r][d] for r in repos) for d in range(width)]
+    insecure_total = max(whole[1], 1)
+
+    sums = [[0] * width for _ in range(3)]
     assign: dict[str, int] = {}
     for repo in repos:
         n, k = counts[repo]
+        size = [sums[s][0] for s in range(3)]
+        insecure = [sums[s][1] for s in range(3)]
         deficits = [targets[s] - size[s] for s in range(3)]
         fits = [s for s in range(3) if deficits[s] >= n and targets[s] > 0]
         if fits:
@@ -502,57 +543,54 @@ def split_by_repo(
         else:
             s = max(range(3), key=lambda s: (deficits[s], -s))
         assign[repo] = s
-        size[s] += n
-        insecure[s] += k
+        sums[s] = [a + b for a, b in zip(sums[s], vec[repo], strict=True)]
 
-    def cost(size: list[int], insecure: list[int]) -> float:
+    def cost(sums: list[list[int]]) -> float:
         c = 0.0
         for s in range(3):
-            c += abs(size[s] - targets[s]) / total
-            if size[s]:
-                c += label_weight * abs(insecure[s] / size[s] - overall)
+            size, insecure = sums[s][0], sums[s][1]
+            c += abs(size - targets[s]) / total
+            if size:
+                c += label_weight * abs(insecure / size - overall)
             elif targets[s] > 0:
                 c += 1.0
+            for d in range(2, width, 2):
+                c += strata_weight * (
+                    abs(sums[s][d] - fractions[s] * whole[d]) / total
+                    + abs(sums[s][d + 1] - fractions[s] * whole[d + 1]) / insecure_total
+                )
         return c
 
-    current = cost(size, insecure)
+    def moved(sums: list[list[int]], changes: list[tuple[str, int]]) -> list[list[int]]:
+        out = [row.copy() for row in sums]
+        for repo, t in changes:
+            for d, x in enumerate(vec[repo]):
+                out[assign[repo]][d] -= x
+                out[t][d] += x
+        return out
+
+    current = cost(sums)
     for _ in range(10_000):  # bound: each step strictly lowers the cost
         best: tuple[float, list[tuple[str, int]]] | None = None
         for a_i, a in enumerate(repos):
-            na, ka = counts[a]
             sa = assign[a]
             for t in range(3):
                 if t == sa or targets[t] == 0:
                     continue
-                sz, ins = size.copy(), insecure.copy()
-                sz[sa] -= na
-                ins[sa] -= ka
-                sz[t] += na
-                ins[t] += ka
-                c = cost(sz, ins)
+                c = cost(moved(sums, [(a, t)]))
                 if c < current - 1e-12 and (best is None or c < best[0] - 1e-12):
                     best = (c, [(a, t)])
             for b in repos[a_i + 1 :]:
                 sb = assign[b]
                 if sb == sa:
                     continue
-                nb, kb = counts[b]
-                sz, ins = size.copy(), insecure.copy()
-                sz[sa] += nb - na
-                ins[sa] += kb - ka
-                sz[sb] += na - nb
-                ins[sb] += ka - kb
-                c = cost(sz, ins)
+                c = cost(moved(sums, [(a, sb), (b, sa)]))
                 if c < current - 1e-12 and (best is None or c < best[0] - 1e-12):
                     best = (c, [(a, sb), (b, sa)])
         if best is None:
             break
+        sums = moved(sums, best[1])
         for repo, t in best[1]:
-            n, k = counts[repo]
-            size[assign[repo]] -= n
-            insecure[assign[repo]] -= k
-            size[t] += n
-            insecure[t] += k
             assign[repo] = t
         current = best[0]
     return {repo: SPLITS[assign[repo]] for repo in sorted(assign)}

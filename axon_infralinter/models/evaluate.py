@@ -615,6 +615,30 @@ def _train_config(adapter: Path | None) -> dict[str, Any] | None:
     return loaded if isinstance(loaded, dict) else None
 
 
+def check_train_overlap(records: Sequence[dict[str, Any]], adapter: Path | None) -> None:
+    """Refuse to evaluate an adapter on files of repositories it was trained on.
+
+    `train()` records the repositories of its training examples (`summary.training_repos` in
+    `train_config.json`). A test record whose `repo` is among them would flatter the adapter: the
+    data set was rebuilt with another split (e.g. `--provider-weight`) since the adapter was
+    trained. Records without `repo` (a `--labels` CSV) and adapters that predate the field pass.
+
+    Raises:
+        InputError: some records come from the adapter's training repositories.
+    """
+    summary = (_train_config(adapter) or {}).get("summary") or {}
+    trained = set(summary.get("training_repos") or ())
+    hits = sorted({str(r["repo"]) for r in records if r.get("repo") in trained})
+    if hits:
+        n = sum(1 for r in records if r.get("repo") in trained)
+        shown = ", ".join(hits[:3]) + (f" and {len(hits) - 3} more" if len(hits) > 3 else "")
+        raise InputError(
+            f"{n} of {len(records)} test files come from repositories adapter {adapter} was "
+            f"trained on ({shown}): evaluate it on the data set it was trained with, or train an "
+            "adapter on this one"
+        )
+
+
 def evaluate_llms(
     test_records: Sequence[dict[str, Any]],
     predictor: Predictor,
@@ -1022,6 +1046,7 @@ def evaluate(
     # Fail on a bad policy before minutes of model work, not after.
     policy = resolve_policy(config.policy) if cross or config.baselines else None
     config = dataclasses.replace(config, adapter=resolve_adapter(config, settings))
+    check_train_overlap(records, config.adapter)
 
     predictor = predict.load_predictor(
         config.adapter, base_model=config.base_model, settings=settings

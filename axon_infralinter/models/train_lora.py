@@ -665,6 +665,8 @@ def train(
         "seconds": round(seconds, 1),
         "tokens_seen": int(getattr(trainer.state, "num_input_tokens_seen", 0) or 0),
         "train_examples": len(train_rows),
+        # `axon evaluate` refuses test files from these repositories (inflated numbers).
+        "training_repos": sorted({str(r["repo"]) for r in train_rows if r.get("repo")}),
         "val_examples_for_loss": len(val_rows),
         "resumed_from": resume,
         "device": "cuda" if cuda_available() else "cpu",

@@ -109,6 +109,7 @@ def skipped_map(card: dict[str, Any]) -> dict[str, str]:
         ({"limit": 0}, "--limit must be >= 1"),
         ({"policy": "nope"}, "--policy must be one of"),
         ({"near_dup_threshold": 0.0}, "--near-dup-threshold must be in"),
+        ({"provider_weight": -1.0}, "--provider-weight must be >= 0"),
         ({"train_fraction": 0.5}, r"split fractions \(train, val, test\) must sum to 1"),
         ({"val_fraction": -0.1, "test_fraction": 0.4}, r"split fractions must be in \[0, 1\]"),
         ({"max_bytes": 0}, "max_bytes must be >= 1"),
@@ -515,3 +516,27 @@ def test_same_seed_gives_identical_files(tmp_path: Path, fake_scan: FakeScanner)
     assert [a["files"][s]["sha256"] for s in ("train", "val", "test")] == [
         b["files"][s]["sha256"] for s in ("train", "val", "test")
     ]
+
+
+def test_split_by_repo_spreads_each_provider_over_the_splits() -> None:
+    # Two clouds of 100 files each; val and test (30 files each) take two small repositories.
+    # Label balance alone prefers one cloud per split (shares 1/3 and 1/3 against the overall
+    # 0.4, where mixing gives 1/6 and 1/2): the split of runs A-E, whose val was AWS only.
+    counts = {
+        "aws_big": (70, 30), "aws_1": (15, 0), "aws_2": (15, 10),
+        "gcp_big": (70, 30), "gcp_1": (15, 5), "gcp_2": (15, 5),
+    }  # fmt: skip
+    strata = {repo: {repo.split("_")[0]: n_k} for repo, n_k in counts.items()}
+
+    def clouds(split: dict[str, str], s: str) -> list[str]:
+        return sorted(r.split("_")[0] for r in counts if split[r] == s)
+
+    unaware = split_by_repo(counts, strata=strata, strata_weight=0.0)
+    assert unaware == split_by_repo(counts)
+    assert sorted([clouds(unaware, "val"), clouds(unaware, "test")]) == [
+        ["aws", "aws"],
+        ["gcp", "gcp"],
+    ]
+    split = split_by_repo(counts, strata=strata, strata_weight=1.0)
+    assert clouds(split, "val") == clouds(split, "test") == ["aws", "gcp"]
+    assert split["aws_big"] == split["gcp_big"] == "train"

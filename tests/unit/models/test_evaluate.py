@@ -763,6 +763,36 @@ def test_evaluate_stage_limit_and_adapter_from_settings(
     assert [p["path"] for p in llm["predictions"]] == ["modules/f0.tf", "modules/f2.tf"]  # spaced
 
 
+def test_evaluate_stage_refuses_test_files_from_the_adapters_training_repos(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, loads = stage_fixture(tmp_path, monkeypatch)  # records of acme__repo0, 1, 0, 2
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}", encoding="utf-8")
+
+    def trained_on(*repos: str) -> None:
+        config = {"config": {}, "summary": {"training_repos": list(repos)}}
+        (adapter / "train_config.json").write_text(json.dumps(config), encoding="utf-8")
+
+    trained_on("acme__repo0", "other/repo")
+    with pytest.raises(
+        InputError, match=r"^2 of 4 test files come from repositories adapter .* \(acme__repo0\)"
+    ):
+        evaluate(
+            config_for(tmp_path, adapter=adapter, policy="any"),
+            settings_for(tmp_path),
+            progress=False,
+        )
+    assert loads == []  # refused before the model loads
+
+    trained_on("other/repo")
+    paths = evaluate(
+        config_for(tmp_path, adapter=adapter, policy="any"), settings_for(tmp_path), progress=False
+    )
+    assert loads == [(adapter, None)] and read_json(paths[0])["model"] == "fake-model"
+
+
 def test_evaluate_stage_without_adapter_is_the_base_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
