@@ -408,6 +408,21 @@ def matmul_peak_gflops(n: int, dtype: Any, seconds: float) -> float:
     return 2 * n**3 * count / elapsed / 1e9
 
 
+def linear_params(model: Any) -> int:
+    """Weights a forward pass multiplies per token in its linear layers, LM head excluded.
+
+    Score mode reads two rows of the head only; embeddings are a lookup. LoRA A/B matrices count
+    when present (unfolded adapters run them).
+    """
+    import torch
+
+    return sum(
+        m.weight.numel()
+        for name, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and not name.endswith("lm_head")
+    )
+
+
 def _train_once(
     ctx: Context, name: str, data_dir: Path, work: Path, **overrides: Any
 ) -> dict[str, Any]:
@@ -614,6 +629,25 @@ def bench_predict(ctx: Context) -> Section:
         f"  generated tokens per file: {new_tokens / n:.1f} (EOS included; max {sizes.max_new_tokens}); "
         f"(generate - score) / new tokens = {per_token_ms:.0f} ms per token; {rounds} interleaved round(s)"
     )
+    # How close score mode already is to the machine: the ratio can only reach 5x by a faster
+    # score pass (generate's decoding steps are what they are), and one forward pass is a fixed
+    # number of FLOPs. Linear layers only (attention scores left out: a lower bound on the work).
+    import torch
+
+    from axon_infralinter.models.train_lora import prompt_ids
+
+    tokens = sum(len(prompt_ids(p, predictor.tokenizer, predictor.max_length)) for p in prompts)
+    n_linear = linear_params(predictor.model)
+    score_gflops = 2 * n_linear * tokens / score_s / 1e9 if score_s else 0.0
+    peak = matmul_peak_gflops(sizes.matmul_n, torch.bfloat16, sizes.matmul_seconds)
+    needed_s = max(generate_s - score_s, 0.0) / 4  # score time at which generate / score = 5
+    needed_share = (score_gflops * score_s / needed_s / peak) if needed_s and peak else None
+    print(
+        f"  score mode: {tokens / n:.0f} prompt tokens per file, {score_gflops:,.0f} GFLOP/s in the linear layers "
+        f"= {100 * score_gflops / peak:.0f}% of the measured bf16 matmul peak ({peak:,.0f} GFLOP/s); "
+        f"a 5x ratio with these answers needs {1000 * needed_s / n:.0f} ms per file, "
+        + (f"{100 * needed_share:.0f}% of that peak" if needed_share is not None else "n/a")
+    )
     v = verdict(r, 5)
     print(
         f"  verdict: score mode is {fmt_x(r)} faster per file than generate mode (target >= 5x): {v}"
@@ -626,6 +660,9 @@ def bench_predict(ctx: Context) -> Section:
         "generate_parsed": sum(p is not None for p in parsed), "score_generate_agree": agree,
         "max_new_tokens": sizes.max_new_tokens, "rounds": rounds,
         "generated_tokens_per_file": new_tokens / n, "decode_ms_per_token": per_token_ms,
+        "prompt_tokens": tokens, "linear_params": n_linear, "score_linear_gflops": score_gflops,
+        "matmul_peak_gflops_bf16": peak, "score_share_of_peak": score_gflops / peak if peak else None,
+        "share_of_peak_needed_for_5x": needed_share,
     }  # fmt: skip
     return Section(figures, [("predict: generate / score ms per file", fmt_x(r), ">= 5x", v)])
 
