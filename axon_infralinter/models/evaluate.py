@@ -628,12 +628,12 @@ def check_train_overlap(records: Sequence[dict[str, Any]], adapter: Path | None)
     """
     summary = (_train_config(adapter) or {}).get("summary") or {}
     trained = set(summary.get("training_repos") or ())
-    hits = sorted({str(r["repo"]) for r in records if r.get("repo") in trained})
-    if hits:
-        n = sum(1 for r in records if r.get("repo") in trained)
+    overlap = [r for r in records if r.get("repo") in trained]
+    if overlap:
+        hits = sorted({str(r["repo"]) for r in overlap})
         shown = ", ".join(hits[:3]) + (f" and {len(hits) - 3} more" if len(hits) > 3 else "")
         raise InputError(
-            f"{n} of {len(records)} test files come from repositories adapter {adapter} was "
+            f"{len(overlap)} of {len(records)} test files come from repositories adapter {adapter} was "
             f"trained on ({shown}): evaluate it on the data set it was trained with, or train an "
             "adapter on this one"
         )
