@@ -62,7 +62,7 @@ def test_a_comment_on_lines_of_its_own_does_not_change_the_prompt(comment: str) 
 
 
 def test_prompt_drops_blank_lines_but_keeps_indentation_and_heredoc_text() -> None:
-    code = 'locals {\n\n  a = 1\n   \n  b = <<EOT\nline one\n\n  line two\nEOT\n}\n\n\n'
+    code = "locals {\n\n  a = 1\n   \n  b = <<EOT\nline one\n\n  line two\nEOT\n}\n\n\n"
     body = split_prompt(build_prompt(code))[1]
     assert body == "locals {\n  a = 1\n  b = <<EOT\nline one\n  line two\nEOT\n}"
     assert build_prompt(body, keep_comments=True) == build_prompt(code)  # idempotent
