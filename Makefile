@@ -25,7 +25,9 @@ demo: setup
 demo-tiny: setup
 	$(VENV)/bin/axon demo --tiny
 
+# lint-imports first: an import against the layers of ../shared/DESIGN.md fails the build.
 test: setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest tests -q
 
 test-unit: setup
@@ -38,6 +40,7 @@ bench: setup
 	$(PY) bench/run.py
 
 lint: setup
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/ruff check axon_infralinter tests bench
 	$(VENV)/bin/ruff format --check axon_infralinter tests bench
 

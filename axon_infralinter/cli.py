@@ -15,6 +15,7 @@ Exit codes: 0 success (scan: everything SECURE), 1 scan found something INSECURE
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import os
@@ -27,6 +28,7 @@ from typing import Any
 from axon_infralinter import __version__
 from axon_infralinter.errors import AxonError
 from axon_infralinter.files import atomic_write_text
+from axon_infralinter.schema import read_eval_run
 from axon_infralinter.settings import Settings, load_settings
 
 
@@ -58,17 +60,10 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
         raise AxonError(
             "no corpus: pass --corpus DIR, set AXON_CORPUS, or run `axon corpus collect` first"
         )
-    config = DatasetConfig(
-        corpus=corpus,
-        out=Path(args.out),
-        workers=args.workers,
-        limit=args.limit,
-        seed=args.seed,
-        policy=args.policy,
-        near_dup_threshold=args.near_dup_threshold,
-        provider_weight=args.provider_weight,
-        cache_dir=settings.scan_cache,
-    )
+    flags = {"out": "out", "workers": "workers", "limit": "limit", "seed": "seed",
+             "policy": "policy", "near_dup_threshold": "near_dup_threshold",
+             "provider_weight": "provider_weight"}  # fmt: skip
+    config = DatasetConfig(corpus=corpus, cache_dir=settings.scan_cache, **_given(args, flags))
     started = time.perf_counter()
     card = build_dataset(config, progress=True)
     skipped = card["skipped"]
@@ -79,7 +74,7 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
         for kind, count in sorted(card["skipped_by_kind"].items(), key=lambda kv: -kv[1]):
             _info(f"skipped {count} files: {kind}")
         _info(
-            f"every skipped file and its reason: {Path(args.out) / 'dataset_card.json'} (key `skipped`)"
+            f"every skipped file and its reason: {config.out / 'dataset_card.json'} (key `skipped`)"
         )
     for split in ("train", "val", "test"):
         info = card["splits"][split]
@@ -93,7 +88,7 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
     if kappa is not None:
         _info(f"Cohen's kappa, Checkov-only vs tfsec-only labels: {kappa:.3f}")
     _info(
-        f"data set written to {args.out}/ (train/val/test.jsonl, dataset_card.json) "
+        f"data set written to {config.out}/ (train/val/test.jsonl, dataset_card.json) "
         f"in {time.perf_counter() - started:.0f} s"
     )
     return 0
@@ -102,7 +97,7 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
     from axon_infralinter.data.chunks import ChunkConfig, build_chunk_dataset
     from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
-    from axon_infralinter.models.predict import code_budget
+    from axon_infralinter.models.tokens import code_budget
 
     corpus = Path(args.corpus) if args.corpus else settings.corpus
     if corpus is None:
@@ -115,11 +110,9 @@ def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
         corpus=corpus,
         out=Path(args.out),
         max_code_tokens=code_budget(tokenizer, args.max_length),
-        **({"policy": args.policy} if args.policy else {}),
-        max_train=args.max_train,
-        seed=args.seed,
-        answer_format=args.answer_format,
-    )
+        **_given(args, {"policy": "policy", "max_train": "max_train", "seed": "seed",
+                        "answer_format": "answer_format"}),
+    )  # fmt: skip
 
     def count(code: str) -> int:
         return len(tokenizer(code, add_special_tokens=False)["input_ids"])
@@ -165,7 +158,9 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "resume_from_checkpoint": args.resume,
         "init_adapter": args.init_adapter,
     }
-    config = resolve_config(args.profile, **overrides)
+    config = (
+        resolve_config(args.profile, **overrides) if args.profile else resolve_config(**overrides)
+    )
     if args.print_config:
         print(json.dumps(config_to_dict(config), indent=2))
         return 0
@@ -184,7 +179,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
-    from axon_infralinter.models import evaluate as ev
+    from axon_infralinter.models.evaluate import EvalConfig, evaluate
     from axon_infralinter.models.predict import find_default_adapter
 
     adapter = Path(args.adapter) if args.adapter else None
@@ -192,25 +187,14 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
         adapter = find_default_adapter()  # models/axon_lora_smollm2-cpu, else the shipped one
         if adapter is not None:
             _info(f"using adapter {adapter}")
-    config = ev.EvalConfig(
-        data_dir=Path(args.data),
-        runs_dir=Path(args.runs_dir),
-        adapter=adapter,
-        base_model=args.base_model,
-        mode=args.mode,
-        run_id=args.run_id,
-        limit=args.limit,
-        baselines=args.baselines,
-        labels_csv=Path(args.labels) if args.labels else None,
-        force=args.force,
-        seed=args.seed,
-        explain=args.explain,
-        batch_size=args.batch_size,
-        policy=args.policy,
-    )
-    paths = ev.evaluate(config, settings)
+    flags = {"data": "data_dir", "runs_dir": "runs_dir", "base_model": "base_model",
+             "mode": "mode", "run_id": "run_id", "limit": "limit", "baselines": "baselines",
+             "labels": "labels_csv", "force": "force", "seed": "seed", "explain": "explain",
+             "batch_size": "batch_size", "policy": "policy"}  # fmt: skip
+    config = EvalConfig(adapter=adapter, **_given(args, flags))
+    paths = evaluate(config, settings)
     _print_runs(paths)
-    if paths and json.loads(paths[0].read_text())["config"].get("base_model_only"):
+    if paths and read_eval_run(paths[0])["config"].get("base_model_only"):
         _info("note: no trained adapter found: evaluated the base model zero-shot")
     return 0
 
@@ -223,7 +207,7 @@ def _print_runs(paths: Sequence[Path]) -> None:
     print(header)
     print("-" * len(header))
     for path in paths:
-        run = json.loads(Path(path).read_text())
+        run = read_eval_run(Path(path))
         m = run["metrics"]
 
         def f(key: str, m: dict[str, Any] = m) -> str:
@@ -244,23 +228,15 @@ def _print_runs(paths: Sequence[Path]) -> None:
 def _cmd_benchmark(args: argparse.Namespace, settings: Settings) -> int:
     from axon_infralinter.models.benchmark_multi_run import BenchmarkConfig, run_benchmark
 
-    adapter = Path(args.adapter) if args.adapter else None
-    if adapter is None and settings.lora_output_dir is None:
-        default = Path("models") / f"axon_lora_{args.profile}"
-        adapter = default if (default / "adapter_config.json").is_file() else None
-    config = BenchmarkConfig(
-        runs=args.runs,
-        train_seeds=args.train_seeds,
-        runs_dir=Path(args.runs_dir),
-        data_dir=Path(args.data),
-        adapter=adapter,
-        base_model=args.base_model,
-        limit=args.limit,
-        generate_limit=args.generate_limit,
-        force=args.force,
-        profile=args.profile,
-        base=not args.no_base,
-    )
+    flags = {"runs": "runs", "train_seeds": "train_seeds", "runs_dir": "runs_dir",
+             "data": "data_dir", "adapter": "adapter", "base_model": "base_model",
+             "limit": "limit", "generate_limit": "generate_limit", "force": "force",
+             "profile": "profile"}  # fmt: skip
+    config = BenchmarkConfig(base=not args.no_base, **_given(args, flags))
+    if config.adapter is None and settings.lora_output_dir is None:
+        default = Path("models") / f"axon_lora_{config.profile}"
+        if (default / "adapter_config.json").is_file():
+            config = dataclasses.replace(config, adapter=default)
     result = run_benchmark(config, settings, progress=True)
     print(Path(result["summary_md"]).read_text(encoding="utf-8"))
     _info(f"summary written to {result['summary_json']} and {result['summary_md']}")
@@ -268,6 +244,7 @@ def _cmd_benchmark(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_plots(args: argparse.Namespace, settings: Settings) -> int:
+    from axon_infralinter.models.evaluate import EvalConfig
     from axon_infralinter.models.visualize_benchmarks import make_plots
 
     log = Path(args.training_log) if args.training_log else None
@@ -276,7 +253,8 @@ def _cmd_plots(args: argparse.Namespace, settings: Settings) -> int:
             if folder is not None and (folder / "training_log.jsonl").is_file():
                 log = folder / "training_log.jsonl"
                 break
-    for path in make_plots(Path(args.runs_dir), Path(args.out), training_log=log):
+    runs_dir = Path(args.runs_dir) if args.runs_dir else EvalConfig().runs_dir
+    for path in make_plots(runs_dir, Path(args.out), training_log=log):
         _info(f"wrote {path}")
     return 0
 
@@ -327,7 +305,9 @@ def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from axon_infralinter.demo import DemoConfig, run_demo
 
-    config = DemoConfig(tiny=args.tiny, workdir=Path(args.workdir), corpus=settings.corpus)
+    config = DemoConfig(
+        tiny=args.tiny, corpus=settings.corpus, **_given(args, {"workdir": "workdir"})
+    )
     for line in run_demo(config, settings):
         _info(line)
     return 0
@@ -335,6 +315,18 @@ def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 # --------------------------------------------------------------------------------------------
 # parser
+
+
+def _given(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:
+    """Config keyword arguments from the flags the user gave (flag dest -> config field).
+
+    Flags default to None ("not given"), so a default is stated once, on its config dataclass.
+    """
+    return {
+        field: getattr(args, dest)
+        for dest, field in fields.items()
+        if getattr(args, dest) is not None
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -345,63 +337,86 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"axon {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_corpus,
+        _add_dataset,
+        _add_train,
+        _add_evaluate,
+        _add_benchmark,
+        _add_plots,
+        _add_scan,
+        _add_demo,
+    ):
+        add(sub)
+    return p
 
+
+def _add_corpus(sub: Any) -> None:
     corpus = sub.add_parser("corpus", help="collect a Terraform corpus").add_subparsers(
         dest="sub", required=True
     )
     c = corpus.add_parser(
         "collect", help="shallow-clone pinned repositories and copy their .tf files"
     )
-    c.add_argument("--sources", required=True, help="file of `url commit` lines")
-    c.add_argument("--out", default="data/corpus")
+    c.add_argument("--sources", type=Path, required=True, help="file of `url commit` lines")
+    c.add_argument("--out", type=Path, default="data/corpus")
     c.set_defaults(func=_cmd_corpus_collect)
 
+
+def _add_dataset(sub: Any) -> None:
     dataset = sub.add_parser("dataset", help="build the data set").add_subparsers(
         dest="sub", required=True
     )
     d = dataset.add_parser("build", help="scan, label, de-duplicate and split a corpus")
     d.add_argument(
         "--corpus",
+        type=Path,
         help="corpus folder (default: AXON_CORPUS or ../shared/datasets/terraform-corpus)",
     )
-    d.add_argument("--out", default="data")
-    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--out", type=Path)
+    d.add_argument("--workers", type=int)
     d.add_argument("--limit", type=int)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int)
     d.add_argument(
-        "--policy", default=None, help="label policy: security-core (default), any, tfsec-high"
+        "--policy",
+        help="label policy: security-core (default), any, tfsec-high",
     )
     d.add_argument(
-        "--near-dup-threshold", type=float, default=0.8, help="Jaccard on 5-token shingles"
+        "--near-dup-threshold",
+        type=float,
+        help="Jaccard on 5-token shingles",
     )
     d.add_argument(
         "--provider-weight",
         type=float,
-        default=1.0,
         help="weight of the split's per-cloud balance (0: the split of runs A-E)",
     )
     d.set_defaults(func=_cmd_dataset_build)
     ch = dataset.add_parser(
         "chunks", help="split each file into the blocks the model judges, labelled per block"
     )
-    ch.add_argument("--data", default="data", help="folder with the file-level splits")
-    ch.add_argument("--out", default="data/chunks")
-    ch.add_argument("--corpus", help="the corpus the data set was built from (default AXON_CORPUS)")
+    ch.add_argument("--data", type=Path, default="data", help="folder with the file-level splits")
+    ch.add_argument("--out", type=Path, default="data/chunks")
+    ch.add_argument(
+        "--corpus", type=Path, help="the corpus the data set was built from (default AXON_CORPUS)"
+    )
     ch.add_argument("--max-length", type=int, default=512, help="the training max_length")
     ch.add_argument("--max-train", type=int, help="keep at most N training chunks")
     ch.add_argument("--base-model", help="tokenizer to count tokens with (default SmolLM2)")
-    ch.add_argument("--policy", default=None)
-    ch.add_argument("--seed", type=int, default=0)
+    ch.add_argument("--policy")
+    ch.add_argument("--seed", type=int)
     ch.add_argument(
         "--answer-format",
         choices=("titles", "ids"),  # data.prompt.ANSWER_FORMATS
-        default="ids",
         help="finding lines of the answer: `- ID: title (resource)` or `- ID (resource)`",
     )
     ch.set_defaults(func=_cmd_dataset_chunks)
 
+
+def _add_train(sub: Any) -> None:
+    # No defaults here: None means "not given", and resolve_config layers defaults -> profile -> flags.
     t = sub.add_parser("train", help="fine-tune the base model with LoRA")
-    t.add_argument("--profile", default="smollm2-cpu")
+    t.add_argument("--profile")
     t.add_argument(
         "--data",
         type=Path,
@@ -413,7 +428,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-length", type=int)
     t.add_argument("--loss-on", choices=["target", "all"])
     t.add_argument(
-        "--label-weight", type=float, help="loss weight of the SECURE/INSECURE token (default 20)"
+        "--label-weight",
+        type=float,
+        help="loss weight of the SECURE/INSECURE token (TrainConfig.label_weight)",
     )
     t.add_argument("--seed", type=int)
     t.add_argument("--base-model")
@@ -430,37 +447,46 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--print-config", action="store_true")
     t.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub: Any) -> None:
     e = sub.add_parser("evaluate", help="evaluate the model and the scanners on the test split")
-    e.add_argument("--adapter")
+    e.add_argument("--adapter", type=Path)
     e.add_argument("--base-model")
-    e.add_argument("--mode", choices=["score", "generate"], default="score")
+    e.add_argument("--mode", choices=["score", "generate"])
     e.add_argument(
         "--baselines", action="store_true", help="also Checkov, tfsec and the constant baseline"
     )
-    e.add_argument("--labels", help="CSV of path,label to evaluate on instead of test.jsonl")
-    e.add_argument("--run-id", type=int, default=1)
+    e.add_argument(
+        "--labels", type=Path, help="CSV of path,label to evaluate on instead of test.jsonl"
+    )
+    e.add_argument("--run-id", type=int)
     e.add_argument("--limit", type=int)
     e.add_argument("--seed", type=int)
     e.add_argument("--force", action="store_true", help="recompute finished runs")
     e.add_argument(
         "--explain", action="store_true", help="also generate explanations in score mode"
     )
-    e.add_argument("--batch-size", type=int, default=8, help="prompts per model call")
+    e.add_argument(
+        "--batch-size",
+        type=int,
+        help="prompts per model call",
+    )
     e.add_argument(
         "--policy",
         help="label policy for baselines and cross-labeler views (default security-core)",
     )
-    e.add_argument("--data", default="data")
-    e.add_argument("--runs-dir", default="data/eval_runs")
+    e.add_argument("--data", type=Path)
+    e.add_argument("--runs-dir", type=Path)
     e.set_defaults(func=_cmd_evaluate)
 
+
+def _add_benchmark(sub: Any) -> None:
     b = sub.add_parser(
         "benchmark", help="repeat evaluations and aggregate with confidence intervals"
     )
     b.add_argument(
         "--runs",
         type=int,
-        default=5,
         help="sampling seeds in generate mode (and adapters with --train-seeds)",
     )
     b.add_argument(
@@ -468,8 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also train --runs adapters (seeds 1..N) and evaluate each",
     )
-    b.add_argument("--profile", default="smollm2-cpu", help="training profile for --train-seeds")
-    b.add_argument("--adapter")
+    b.add_argument(
+        "--profile",
+        help="training profile for --train-seeds",
+    )
+    b.add_argument("--adapter", type=Path)
     b.add_argument("--base-model")
     b.add_argument("--no-base", action="store_true", help="skip the zero-shot base-model row")
     b.add_argument("--limit", type=int, help="evaluate N test files (an evenly spaced sample)")
@@ -477,16 +506,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--generate-limit", type=int, help="generate-mode runs use N test files (CPU time)"
     )
     b.add_argument("--force", action="store_true")
-    b.add_argument("--data", default="data")
-    b.add_argument("--runs-dir", default="data/eval_runs")
+    b.add_argument("--data", type=Path)
+    b.add_argument("--runs-dir", type=Path)
     b.set_defaults(func=_cmd_benchmark)
 
+
+def _add_plots(sub: Any) -> None:
     pl = sub.add_parser("plots", help="figures and REPORT.md from the run files")
-    pl.add_argument("--runs-dir", default="data/eval_runs")
-    pl.add_argument("--out", default="figures")
-    pl.add_argument("--training-log")
+    pl.add_argument("--runs-dir", type=Path)
+    pl.add_argument("--out", type=Path, default="figures")
+    pl.add_argument("--training-log", type=Path)
     pl.set_defaults(func=_cmd_plots)
 
+
+def _add_scan(sub: Any) -> None:
     s = sub.add_parser("scan", help="lint Terraform files with the fine-tuned model")
     s.add_argument(
         "paths", nargs="+", metavar="PATH", help="files, folders (searched for *.tf) or globs"
@@ -495,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
     s.add_argument(
         "--adapter",
+        type=Path,
         metavar="DIR",
         help="LoRA adapter (default: models/axon_lora_smollm2-cpu, else the shipped one)",
     )
@@ -515,11 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-explain", action="store_true", help="skip generated explanations (faster)")
     s.set_defaults(func=_cmd_scan)
 
+
+def _add_demo(sub: Any) -> None:
     dm = sub.add_parser("demo", help="the whole study, small, on CPU")
     dm.add_argument("--tiny", action="store_true", help="a handful of files and a couple of steps")
-    dm.add_argument("--workdir", default="demo")
+    dm.add_argument("--workdir", type=Path)
     dm.set_defaults(func=_cmd_demo)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -528,10 +563,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings()
-        if getattr(args, "policy", "x") is None:
-            from axon_infralinter.data.scanner import DEFAULT_POLICY
-
-            args.policy = DEFAULT_POLICY
         return int(args.func(args, settings))
     except AxonError as exc:
         _err(str(exc))

@@ -13,13 +13,22 @@ with set-up); `--tiny` (a handful of files, a couple of steps) is what the test 
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from axon_infralinter.data.chunks import ChunkConfig, build_chunk_dataset
+from axon_infralinter.data.dataset import DatasetConfig, build_dataset
 from axon_infralinter.errors import InputError
+from axon_infralinter.lint.scan import ScanOptions, exit_code, scan
+from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
+from axon_infralinter.models.benchmark_multi_run import BenchmarkConfig, run_benchmark
+from axon_infralinter.models.predict import load_predictor
+from axon_infralinter.models.tokens import code_budget
+from axon_infralinter.models.train_lora import resolve_config, train
+from axon_infralinter.models.visualize_benchmarks import make_plots
+from axon_infralinter.schema import read_adapter_meta, read_json_object
 from axon_infralinter.settings import Settings
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -63,15 +72,6 @@ class DemoConfig:
 
 def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
     """Run every stage; yields one line per event for the CLI to print."""
-    from axon_infralinter.data.chunks import ChunkConfig, build_chunk_dataset
-    from axon_infralinter.data.dataset import DatasetConfig, build_dataset
-    from axon_infralinter.lint.scan import ScanOptions, exit_code, scan
-    from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
-    from axon_infralinter.models.benchmark_multi_run import BenchmarkConfig, run_benchmark
-    from axon_infralinter.models.predict import code_budget, load_predictor
-    from axon_infralinter.models.train_lora import resolve_config, train
-    from axon_infralinter.models.visualize_benchmarks import make_plots
-
     sizes = TINY if config.tiny else FULL
     corpus = config.corpus or settings.corpus
     if corpus is None or not corpus.is_dir():
@@ -88,12 +88,28 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
     def stamp(stage: str) -> str:
         return f"[{time.perf_counter() - started:6.0f} s] {stage}"
 
-    # 1. data set
+    chunks_dir = data_dir / "chunks"
+    yield from _data_set(sizes, corpus, data_dir, chunks_dir, settings, stamp)
+    yield from _training(config, sizes, chunks_dir, adapter_dir, settings, stamp)
+    yield from _evaluation(config, sizes, data_dir, runs_dir, adapter_dir, settings, stamp)
+    figures = work / "figures"
+    paths = make_plots(runs_dir, figures, training_log=adapter_dir / "training_log.jsonl")
+    yield stamp(f"4/5 figures: {len(paths)} files in {figures}/ (open REPORT.md)")
+    yield stamp(_scan_examples(config.examples, adapter_dir, settings))
+    yield stamp(f"done; everything is under {work}/")
+
+
+def _data_set(
+    sizes: DemoSizes,
+    corpus: Path,
+    data_dir: Path,
+    chunks_dir: Path,
+    settings: Settings,
+    stamp: Callable[[str], str],
+) -> Iterator[str]:
+    """Stage 1: the file-level data set, then its block-level training examples (both reused)."""
     card_path = data_dir / "dataset_card.json"
-    if (
-        card_path.is_file()
-        and json.loads(card_path.read_text())["config"].get("limit") == sizes.files
-    ):
+    if card_path.is_file() and read_json_object(card_path)["config"].get("limit") == sizes.files:
         yield stamp(f"1/5 data set: reusing {data_dir}/ (delete it to rebuild)")
     else:
         yield stamp(
@@ -111,61 +127,76 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
         )
         counts = ", ".join(f"{s} {card['splits'][s]['count']}" for s in ("train", "val", "test"))
         yield stamp(f"    wrote {data_dir}/ ({counts}; policy {card['policy']['name']})")
-    chunks_dir = data_dir / "chunks"
     chunks_card = chunks_dir / "chunks_card.json"
     tokenizer = load_tokenizer(EMBEDDED_SMOLLM2, settings)
     budget = code_budget(tokenizer, sizes.max_length)
-    if not (
+    if (
         chunks_card.is_file()
-        and json.loads(chunks_card.read_text())["max_code_tokens"] == budget
+        and read_json_object(chunks_card)["max_code_tokens"] == budget
         and chunks_card.stat().st_mtime >= card_path.stat().st_mtime
     ):
-        chunk_card = build_chunk_dataset(
-            ChunkConfig(data=data_dir, corpus=corpus, out=chunks_dir, max_code_tokens=budget),
-            lambda code: len(tokenizer(code, add_special_tokens=False)["input_ids"]),
-        )
-        train_info = chunk_card["splits"]["train"]
-        yield stamp(
-            f"    training examples: {train_info['chunks']} blocks/files of <= {budget} code "
-            f"tokens, {train_info['insecure_share']:.0%} INSECURE, in {chunks_dir}/"
-        )
+        return
+    chunk_card = build_chunk_dataset(
+        ChunkConfig(data=data_dir, corpus=corpus, out=chunks_dir, max_code_tokens=budget),
+        lambda code: len(tokenizer(code, add_special_tokens=False)["input_ids"]),
+    )
+    train_info = chunk_card["splits"]["train"]
+    yield stamp(
+        f"    training examples: {train_info['chunks']} blocks/files of <= {budget} code "
+        f"tokens, {train_info['insecure_share']:.0%} INSECURE, in {chunks_dir}/"
+    )
 
-    # 2. training
-    trained_on = None
-    if (adapter_dir / "train_config.json").is_file():
-        trained_on = json.loads((adapter_dir / "train_config.json").read_text())["config"].get(
-            "data_dir"
-        )
+
+def _training(
+    config: DemoConfig,
+    sizes: DemoSizes,
+    chunks_dir: Path,
+    adapter_dir: Path,
+    settings: Settings,
+    stamp: Callable[[str], str],
+) -> Iterator[str]:
+    """Stage 2: LoRA training on the block-level examples (reused when trained on them)."""
+    trained_on = read_adapter_meta(adapter_dir).config.get("data_dir")
     if (adapter_dir / "adapter_model.safetensors").is_file() and trained_on == str(chunks_dir):
         yield stamp(f"2/5 training: reusing {adapter_dir}")
-    else:
-        yield stamp(
-            f"2/5 training: SmolLM2-135M + LoRA, {sizes.steps} steps x {sizes.grad_accum} examples"
-        )
-        train_config = resolve_config(
-            "smollm2-cpu",
-            data_dir=chunks_dir,
-            output_dir=adapter_dir,
-            checkpoint_dir=settings.home
-            / "checkpoints"
-            / f"demo-{'tiny' if config.tiny else 'full'}-blocks",
-            max_steps=sizes.steps,
-            gradient_accumulation_steps=sizes.grad_accum,
-            max_length=sizes.max_length,
-            save_steps=max(1, sizes.steps // 4),
-            eval_steps=max(1, sizes.steps // 2),
-            logging_steps=1,
-            max_eval_samples=16 if config.tiny else 48,
-            resume_from_checkpoint="last",
-        )
-        train(train_config, settings, progress=True)
-        summary = json.loads((adapter_dir / "train_config.json").read_text())["summary"]
-        yield stamp(
-            f"    adapter in {adapter_dir} (train loss {summary['train_loss']:.3f}, "
-            f"target-token val loss {summary['val_loss_target_tokens']:.3f})"
-        )
+        return
+    yield stamp(
+        f"2/5 training: SmolLM2-135M + LoRA, {sizes.steps} steps x {sizes.grad_accum} examples"
+    )
+    train_config = resolve_config(
+        "smollm2-cpu",
+        data_dir=chunks_dir,
+        output_dir=adapter_dir,
+        checkpoint_dir=settings.home
+        / "checkpoints"
+        / f"demo-{'tiny' if config.tiny else 'full'}-blocks",
+        max_steps=sizes.steps,
+        gradient_accumulation_steps=sizes.grad_accum,
+        max_length=sizes.max_length,
+        save_steps=max(1, sizes.steps // 4),
+        eval_steps=max(1, sizes.steps // 2),
+        logging_steps=1,
+        max_eval_samples=16 if config.tiny else 48,
+        resume_from_checkpoint="last",
+    )
+    train(train_config, settings, progress=True)
+    summary = read_adapter_meta(adapter_dir).summary
+    yield stamp(
+        f"    adapter in {adapter_dir} (train loss {summary['train_loss']:.3f}, "
+        f"target-token val loss {summary['val_loss_target_tokens']:.3f})"
+    )
 
-    # 3. evaluation + benchmark
+
+def _evaluation(
+    config: DemoConfig,
+    sizes: DemoSizes,
+    data_dir: Path,
+    runs_dir: Path,
+    adapter_dir: Path,
+    settings: Settings,
+    stamp: Callable[[str], str],
+) -> Iterator[str]:
+    """Stage 3: the benchmark (fine-tuned, base, scanners, constant) with its summary rows."""
     yield stamp(
         f"3/5 evaluation: fine-tuned (score), base model, Checkov, tfsec, constant; "
         f"{sizes.runs} sampled generate runs on {sizes.generate_limit} files"
@@ -187,19 +218,13 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
         yield f"    {row['model']:<28} {row['mode']:<9} F1 {f1['mean']:.3f}  runs {len(f1['values'])}"
     yield stamp(f"    run files and summary in {runs_dir}/")
 
-    # 4. figures
-    figures = work / "figures"
-    paths = make_plots(runs_dir, figures, training_log=adapter_dir / "training_log.jsonl")
-    yield stamp(f"4/5 figures: {len(paths)} files in {figures}/ (open REPORT.md)")
 
-    # 5. axon scan examples/
+def _scan_examples(examples: Path, adapter_dir: Path, settings: Settings) -> str:
+    """Stage 5: `axon scan examples/` with the demo's adapter; the line to print."""
     predictor = load_predictor(adapter_dir, settings=settings)
-    report = scan(
-        ScanOptions(paths=[config.examples], root=config.examples, explain=False), predictor
-    )
+    report = scan(ScanOptions(paths=[examples], root=examples, explain=False), predictor)
     insecure = [f.path for f in report.files if f.label == "INSECURE"]
-    yield stamp(
-        f"5/5 axon scan {config.examples}: {len(report.files)} files, {len(insecure)} INSECURE "
+    return (
+        f"5/5 axon scan {examples}: {len(report.files)} files, {len(insecure)} INSECURE "
         f"(exit code {exit_code(report)}): {', '.join(insecure) or '-'}"
     )
-    yield stamp(f"done; everything is under {work}/")

@@ -1,7 +1,7 @@
 """Block-level examples: train on the unit the model judges, labelled by the findings inside it.
 
 A file that fits the model's code budget is judged whole; a longer one is judged block by block
-(`lint.blocks.plan_chunks`, the same planner `axon scan` and the evaluation use), and its verdict is
+(`terraform.chunks.plan_chunks`, the same planner `axon scan` and the evaluation use), and its verdict is
 its worst block. Training on whole files truncated to the budget taught the model nothing: the label
 of a long file usually comes from text the truncation cut, so the model learned prompt length
 instead (measured: Spearman -0.83 between score and length, validation ROC-AUC 0.27).
@@ -32,11 +32,14 @@ from tqdm.auto import tqdm
 from axon_infralinter.data import scanner
 from axon_infralinter.data.prompt import AnswerFormat, build_prompt, build_target
 from axon_infralinter.errors import InputError
-from axon_infralinter.files import atomic_write_json, read_jsonl, write_jsonl
-from axon_infralinter.lint.blocks import count_lines, plan_chunks
-from axon_infralinter.schema import Finding, Label
+from axon_infralinter.files import atomic_write_json, write_jsonl
+from axon_infralinter.schema import Finding, Label, read_records
+from axon_infralinter.terraform.blocks import count_lines
+from axon_infralinter.terraform.chunks import plan_chunks
 
 SPLITS = ("train", "val", "test")
+FILE_RECORD_KEYS = ("id", "repo", "path", "sha256", "label")
+"""What a file-level record must hold to be cut into block-level examples."""
 
 
 @dataclass
@@ -133,7 +136,7 @@ def build_chunk_dataset(
         path = config.data / f"{split}.jsonl"
         if not path.is_file():
             raise InputError(f"{path} not found: run `axon dataset build` first")
-        records = read_jsonl(path)
+        records = read_records(path, FILE_RECORD_KEYS)
         rows: list[dict[str, Any]] = []
         for record in tqdm(records, desc=f"chunking {split}", unit="file", disable=not progress):
             source = corpus_path(config.corpus, record)

@@ -1,7 +1,7 @@
 """The one prompt: training, evaluation and `axon scan` all build model input here.
 
 `input_text` = INSTRUCTION + the Terraform code (comments stripped by default, see
-`data.hcl.strip_comments`; blank lines dropped) inside a fenced block + `Answer:`. Dropping the blank
+`terraform.lexer.strip_comments`; blank lines dropped) inside a fenced block + `Answer:`. Dropping the blank
 lines makes a comment on a line of its own invisible to the model: stripping leaves its line empty,
 and an empty line would still change the prompt (session 6: one injected note inside a block moved a
 file across the threshold). Adapters up to run E were trained with the blank lines kept; run E
@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from axon_infralinter.data.hcl import strip_comments
 from axon_infralinter.schema import Finding, Label
+from axon_infralinter.terraform.lexer import strip_comments
 
 INSTRUCTION = (
     "You are a cloud security reviewer. Read the Terraform code below and answer SECURE if it has "

@@ -7,7 +7,7 @@
 Paths may be files (scanned whatever their extension), folders (searched recursively for `*.tf`,
 skipping `.terraform/` and `.git/`) or globs (`modules/**/*.tf`). `.axonignore` at the root
 (gitignore syntax) marks paths as suppressed; `# axon:ignore <reason>` comments suppress a block or,
-on line 1, a file (see `lint.blocks`). Suppressed items stay in the report, marked suppressed.
+on line 1, a file (see `terraform.blocks`). Suppressed items stay in the report, marked suppressed.
 
 Each bad input becomes one `Notification` (and, when it is a file, a `FileVerdict` with status
 "error"); the rest is still scanned. All chunks of all files go to the model in one `score` call;
@@ -28,11 +28,12 @@ import hcl2
 import pathspec
 from tqdm import tqdm
 
-from axon_infralinter.data.hcl import strip_comments
 from axon_infralinter.data.rule_catalog import expand_finding
 from axon_infralinter.errors import ConfigError, InputError
-from axon_infralinter.lint.blocks import Chunk, count_lines, file_suppression, plan_chunks
 from axon_infralinter.schema import Label
+from axon_infralinter.terraform.blocks import count_lines, file_suppression
+from axon_infralinter.terraform.chunks import Chunk, plan_chunks
+from axon_infralinter.terraform.lexer import strip_comments
 
 if TYPE_CHECKING:
     from axon_infralinter.models.predict import Predictor

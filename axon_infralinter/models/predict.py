@@ -16,7 +16,6 @@ Prompts are built by `data.prompt.build_prompt` and truncated exactly as in trai
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -28,15 +27,16 @@ from tqdm import tqdm
 
 from axon_infralinter.data.prompt import build_prompt, split_prompt
 from axon_infralinter.errors import ModelError
-from axon_infralinter.files import atomic_write_json, iter_jsonl
 from axon_infralinter.models.base_model import (
     EMBEDDED_SMOLLM2,
     cpu_supports_bf16,
     cuda_available,
     load_base_model,
 )
-from axon_infralinter.schema import Label
+from axon_infralinter.models.tokens import answer_prefix_ids, code_budget, prompt_ids
+from axon_infralinter.schema import Label, read_adapter_meta
 from axon_infralinter.settings import Settings, load_settings
+from axon_infralinter.terraform.chunks import plan_chunks
 
 DEFAULT_MAX_LENGTH = 1024
 DEFAULT_THRESHOLD = 0.5
@@ -82,8 +82,6 @@ class Predictor:
         return len(self.tokenizer(code, add_special_tokens=False)["input_ids"])
 
     def _label_token_ids(self) -> tuple[int, int]:
-        from axon_infralinter.models.train_lora import answer_prefix_ids
-
         enc = self.tokenizer
         secure = enc("\n\nSECURE", add_special_tokens=False)["input_ids"]
         insecure = enc("\n\nINSECURE", add_special_tokens=False)["input_ids"]
@@ -109,8 +107,6 @@ class Predictor:
         """P(INSECURE) for ready-built prompts (input_text), batched and length-sorted."""
         import torch
 
-        from axon_infralinter.models.train_lora import prompt_ids
-
         secure_id, insecure_id = self._label_token_ids()
         ids = [prompt_ids(p, self.tokenizer, self.max_length) for p in prompts]
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -118,7 +114,10 @@ class Predictor:
         device = self.model.device
         pad = self.tokenizer.pad_token_id
         head = self.model.get_output_embeddings().weight.detach()[[secure_id, insecure_id]].float()
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        from peft import PeftModel
+
+        # Unmerged (merge=False, or a 4-bit base): the decoder sits under the PEFT wrapper.
+        base = self.model.get_base_model() if isinstance(self.model, PeftModel) else self.model
         decoder = base.get_decoder()
         started = time.perf_counter()
         bar = tqdm(
@@ -170,8 +169,6 @@ class Predictor:
         A file's prompt is rebuilt from its code by `build_prompt`, so prompts stored by an older
         data set (blank lines kept) are judged as `axon scan` judges the file today.
         """
-        from axon_infralinter.lint.blocks import plan_chunks
-
         budget = self.max_code_tokens
         out: list[list[str]] = []
         for prompt in prompts:
@@ -197,7 +194,7 @@ class Predictor:
         """P(INSECURE) of whole files given as prompts, judged the way `axon scan` judges them.
 
         A file whose code fits `max_code_tokens` is scored whole; a longer one is split into its
-        top-level blocks (`lint.blocks.plan_chunks`), each block scored alone, and the file gets its
+        top-level blocks (`terraform.chunks.plan_chunks`), each block scored alone, and the file gets its
         worst block's score. The model is trained on the same units (`data.chunks`).
         """
         groups = self._score_pieces(self.document_pieces(prompts), batch_size, progress)
@@ -241,8 +238,6 @@ class Predictor:
         """Generated answers (text after the prompt) for ready-built prompts; KV cache on."""
         import torch
         from transformers import set_seed
-
-        from axon_infralinter.models.train_lora import prompt_ids
 
         if seed is not None:
             set_seed(seed)
@@ -297,12 +292,6 @@ class Predictor:
         return self.generate_prompts([build_prompt(c, self.keep_comments) for c in codes], **kwargs)
 
 
-def code_budget(tokenizer: Any, max_length: int) -> int:
-    """Code tokens that fit in `max_length` beside the instruction, the answer and a margin."""
-    overhead = len(tokenizer(build_prompt(""), add_special_tokens=False)["input_ids"])
-    return max_length - overhead - 64
-
-
 def find_default_adapter() -> Path | None:
     """The trained adapter a user most likely means: models/axon_lora_smollm2-cpu, else the shipped one."""
     for candidate in (
@@ -350,40 +339,23 @@ def load_predictor(
         ModelError: the adapter is missing or does not fit the base model.
     """
     settings = settings or load_settings()
-    config: dict[str, Any] = {}
+    meta = None
     if adapter is not None:
         adapter = Path(adapter)
         if not (adapter / "adapter_config.json").is_file():
             raise ModelError(
                 f"--adapter {adapter}: no adapter_config.json there (train one with `axon train`)"
             )
-        config_file = adapter / "train_config.json"
-        if config_file.is_file():
-            config = json.loads(config_file.read_text())["config"]
-    base = base_model or config.get("base_model") or EMBEDDED_SMOLLM2
+        meta = read_adapter_meta(adapter)
+    base = base_model or (meta and meta.base_model) or EMBEDDED_SMOLLM2
     model, tokenizer = load_base_model(base, settings)
     name = "smollm2-base" if base == EMBEDDED_SMOLLM2 else f"{Path(base).name}-base"
     threshold = DEFAULT_THRESHOLD
     if adapter is not None:
-        from peft import PeftModel
-
-        quantized = getattr(model, "hf_quantizer", None) is not None  # bitsandbytes 4-bit
-
-        try:
-            model = PeftModel.from_pretrained(model, str(adapter))
-        except (ValueError, RuntimeError, KeyError, OSError) as exc:
-            first = (
-                str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            )
-            raise ModelError(
-                f"--adapter {adapter} does not fit base model {base!r}: {first}"
-            ) from None
-        if merge and not quantized:
-            model = model.merge_and_unload()
+        model = _attach_adapter(model, adapter, base, merge)
         name = adapter.name if adapter.name != "default" else "axon_lora_default"
-        threshold_file = adapter / "threshold.json"
-        if threshold_file.is_file():
-            threshold = float(json.loads(threshold_file.read_text())["threshold"])
+        if meta is not None and meta.threshold is not None:
+            threshold = meta.threshold
     model.eval()
     use_bf16 = bf16 and not cuda_available() and cpu_supports_bf16()
     if use_bf16:
@@ -399,11 +371,27 @@ def load_predictor(
         tokenizer=tokenizer,
         name=name,
         threshold=threshold,
-        max_length=max_length or int(config.get("max_length", DEFAULT_MAX_LENGTH)),
+        max_length=max_length or (meta and meta.max_length) or DEFAULT_MAX_LENGTH,
         keep_comments=keep_comments,
         adapter=adapter,
         bf16_autocast=use_bf16,
     )
+
+
+def _attach_adapter(model: Any, adapter: Path, base: str, merge: bool) -> Any:
+    """The base model with the LoRA adapter loaded (and folded in when `merge`, never on 4-bit)."""
+    from peft import PeftModel
+
+    # transformers sets `hf_quantizer` on a model only when it loaded quantized (bitsandbytes 4-bit).
+    quantized = getattr(model, "hf_quantizer", None) is not None
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    except (ValueError, RuntimeError, KeyError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"--adapter {adapter} does not fit base model {base!r}: {first}") from None
+    if merge and not quantized:
+        model = model.merge_and_unload()
+    return model
 
 
 def _store_projections_in_bf16(model: Any) -> None:
@@ -414,54 +402,3 @@ def _store_projections_in_bf16(model: Any) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Linear) and module is not head:
             module.to(torch.bfloat16)
-
-
-def best_threshold(y_true: Sequence[int], scores: Sequence[float]) -> tuple[float, float]:
-    """Threshold on P(INSECURE) that maximizes F1 (ties: the higher threshold); returns (t, f1)."""
-    from sklearn.metrics import precision_recall_curve
-
-    if len(set(y_true)) < 2:
-        return DEFAULT_THRESHOLD, float("nan")  # undefined: one class only
-    precision, recall, thresholds = precision_recall_curve(list(y_true), list(scores))
-    best_t, best_f1 = DEFAULT_THRESHOLD, -1.0
-    for p, r, t in zip(precision[:-1], recall[:-1], thresholds, strict=True):
-        f1 = 0.0 if p + r == 0 else 2 * p * r / (p + r)
-        if f1 >= best_f1:
-            best_t, best_f1 = float(t), f1
-    return best_t, best_f1
-
-
-def tune_threshold(
-    adapter_dir: Path,
-    val_path: Path,
-    settings: Settings,
-    model: Any = None,
-    tokenizer: Any = None,
-    batch_size: int = 8,
-) -> dict[str, Any]:
-    """Score the validation split, pick the F1-maximizing threshold, save threshold.json."""
-    records = list(iter_jsonl(val_path))
-    if model is not None:
-        predictor = Predictor(model=model, tokenizer=tokenizer, name=adapter_dir.name)
-        model.eval()
-    else:
-        predictor = load_predictor(adapter_dir, settings=settings)
-    config_file = adapter_dir / "train_config.json"
-    if config_file.is_file():
-        predictor.max_length = int(
-            json.loads(config_file.read_text())["config"].get("max_length", DEFAULT_MAX_LENGTH)
-        )
-    scores = predictor.score_documents(
-        [r["input_text"] for r in records], batch_size=batch_size, progress=True
-    )
-    y_true = [1 if r["label"] == "INSECURE" else 0 for r in records]
-    threshold, f1 = best_threshold(y_true, scores)
-    result = {
-        "threshold": threshold,
-        "val_f1": None if f1 != f1 else round(f1, 4),
-        "n": len(records),
-        "criterion": "max F1 on val files (file score = worst block, as axon scan judges)",
-        "val_scores": {r["id"]: s for r, s in zip(records, scores, strict=True)},
-    }
-    atomic_write_json(adapter_dir / "threshold.json", result)
-    return result

@@ -39,16 +39,11 @@ from matplotlib.lines import Line2D
 
 from axon_infralinter.errors import InputError
 from axon_infralinter.files import atomic_write_bytes, atomic_write_text
-from axon_infralinter.models.benchmark_multi_run import (
-    CONSTANT,
-    LABELER_CAVEAT,
-    load_runs,
-    model_kind,
-    render_markdown,
-    row_mode,
-    run_label_source,
-    summarize,
-)
+from axon_infralinter.models.benchmark_multi_run import model_kind, summarize
+from axon_infralinter.models.eval_config import CONSTANT_MODEL
+from axon_infralinter.models.runs import load_runs, row_mode, run_label_source
+from axon_infralinter.models.summary_md import LABELER_CAVEAT, render_markdown
+from axon_infralinter.schema import EvalRun
 
 DPI = 150
 #: Metrics of the grouped bar chart, with their axis names.
@@ -129,7 +124,7 @@ def _labeler_note(fig: Figure, rows: list[dict[str, Any]]) -> None:
 
 def plot_f1_boxplot(summary: dict[str, Any], path: Path) -> Path:
     """F1 across runs per row (boxes, every run a jittered point), constant baseline dashed."""
-    rows = [r for r in summary["rows"] if r["model"] != CONSTANT]
+    rows = [r for r in summary["rows"] if r["model"] != CONSTANT_MODEL]
     fig = Figure(figsize=(10, 1.6 + 0.55 * max(len(rows), 1)), dpi=DPI, layout="constrained")
     ax = fig.subplots()
     rng = np.random.default_rng(0)  # jitter only; fixed so figures are reproducible
@@ -324,12 +319,12 @@ def _operating_point(row: dict[str, Any]) -> tuple[float, float, float] | None:
     return recall, precision, c["fp"] / (c["fp"] + c["tn"])
 
 
-def plot_pr_roc(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path) -> Path:
+def plot_pr_roc(summary: dict[str, Any], runs: list[EvalRun], path: Path) -> Path:
     """Precision–recall (left) and ROC (right): curves for score-mode rows from run 1's scores,
     operating points for scanners, generate mode and the constant baseline."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
-    first: dict[tuple[str, str], dict[str, Any]] = {}
+    first: dict[tuple[str, str], EvalRun] = {}
     for run in sorted(runs, key=lambda r: int(r.get("run_id") or 1)):
         first.setdefault((str(run["model"]), row_mode(run)), run)
     fig = Figure(figsize=(12, 6), dpi=DPI, layout="constrained")
@@ -368,7 +363,7 @@ def plot_pr_roc(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path)
         if point is None:
             continue
         recall, precision, fpr = point
-        marker = {"checkov": "s", "tfsec": "^", CONSTANT: "X"}.get(row["model"], "D")
+        marker = {"checkov": "s", "tfsec": "^", CONSTANT_MODEL: "X"}.get(row["model"], "D")
         style = {
             "color": color,
             "marker": marker,
@@ -379,13 +374,25 @@ def plot_pr_roc(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path)
         }
         ax_pr.scatter([recall], [precision], label=f"{label} (operating point)", **style)
         ax_roc.scatter([fpr], [recall], **style)
-    if summary.get("prevalence") is not None:
+    _pr_roc_axes(ax_pr, ax_roc, summary.get("prevalence"))
+    handles = ax_pr.get_legend_handles_labels()[0] + _labeler_handles(summary["rows"])
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"Ranking quality: curves from P(INSECURE), points for fixed verdicts "
+        f"(labels: {summary['label_source']})"
+    )
+    return _save(fig, path)
+
+
+def _pr_roc_axes(ax_pr: Any, ax_roc: Any, prevalence: float | None) -> None:
+    """Chance lines, limits, labels and grids of the precision-recall and ROC panels."""
+    if prevalence is not None:
         ax_pr.axhline(
-            summary["prevalence"],
+            prevalence,
             color="black",
             linestyle=":",
             linewidth=1,
-            label=f"no skill (prevalence {summary['prevalence']:.3f})",
+            label=f"no skill (prevalence {prevalence:.3f})",
         )
     ax_roc.plot([0, 1], [0, 1], color="black", linestyle=":", linewidth=1)
     ax_pr.set(
@@ -405,13 +412,6 @@ def plot_pr_roc(summary: dict[str, Any], runs: list[dict[str, Any]], path: Path)
     for ax in (ax_pr, ax_roc):
         ax.grid(alpha=0.3)
         ax.set_aspect("equal")
-    handles = ax_pr.get_legend_handles_labels()[0] + _labeler_handles(summary["rows"])
-    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
-    fig.suptitle(
-        f"Ranking quality: curves from P(INSECURE), points for fixed verdicts "
-        f"(labels: {summary['label_source']})"
-    )
-    return _save(fig, path)
 
 
 def read_training_log(path: Path) -> list[dict[str, Any]]:

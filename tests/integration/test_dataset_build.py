@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from axon_infralinter.data import scanner
-from axon_infralinter.data.dataset import DatasetConfig, build_dataset, reason_kind
+from axon_infralinter.data.card import reason_kind
+from axon_infralinter.data.dataset import DatasetConfig, build_dataset
 from axon_infralinter.files import read_jsonl
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "tf"

@@ -19,7 +19,8 @@ from axon_infralinter.data.prompt import build_prompt, build_target
 from axon_infralinter.files import write_jsonl
 from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
 from axon_infralinter.models.predict import load_predictor
-from axon_infralinter.models.train_lora import resolve_config, tokenize_example, train
+from axon_infralinter.models.tokens import tokenize_example
+from axon_infralinter.models.train_lora import resolve_config, train
 from axon_infralinter.settings import load_settings
 
 INSECURE_SG = """resource "aws_security_group" "ssh" {
@@ -145,6 +146,9 @@ def test_few_steps_write_artifacts_and_change_weights(records_dir: Path, tmp_pat
     # The validation loss split by part of the answer: one verdict and one EOS token per example,
     # the 2 INSECURE fixtures' finding line in the other parts, the same token mean as the Trainer's.
     summary = json.loads((adapter / "train_config.json").read_text())["summary"]
+    # `axon evaluate` refuses test files from these (the rows used to lose their `repo` on load,
+    # so every adapter trained before 2026-12-01 recorded none).
+    assert summary["training_repos"] == [f"fixture/{i}" for i in range(4)]
     by_part = summary["val_loss_by_part"]
     parts = by_part["parts"]
     assert parts["decision"]["tokens"] == 4 and parts["end"]["tokens"] == 4

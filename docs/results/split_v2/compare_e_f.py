@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from axon_infralinter.data.dataset import provider_of
+from axon_infralinter.data.labelled import provider_of
 from axon_infralinter.models.evaluate import metrics
 
 HERE = Path(__file__).resolve().parent

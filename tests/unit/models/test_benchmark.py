@@ -1,4 +1,5 @@
-"""benchmark_multi_run: aggregation, cluster bootstrap, McNemar, summary files, the benchmark loop."""
+"""benchmark_multi_run: aggregation, the bootstrap through `summarize`, summary files, the benchmark
+loop. The bootstrap and McNemar themselves: test_stats.py."""
 
 from __future__ import annotations
 
@@ -9,21 +10,13 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    f1_score,
-    matthews_corrcoef,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
 
 from axon_infralinter.errors import ConfigError, InputError
 from axon_infralinter.models import benchmark_multi_run as bm
-from axon_infralinter.models.evaluate import EvalConfig
+from axon_infralinter.models.eval_config import EvalConfig
+from axon_infralinter.models.metrics import METRICS
+from axon_infralinter.models.summary_md import LABELER_CAVEAT
 from axon_infralinter.settings import Settings, load_settings
 
 try:
@@ -45,35 +38,6 @@ def _balanced_files(n_repos: int) -> list[tuple[str, str, int]]:
 # ----------------------------------------------------------------------------- metrics
 
 
-def test_compute_metrics_hand_case_parse_failure_counts_as_wrong() -> None:
-    # tp=1 fn=1 fp=2 (one of them a parse failure on a SECURE file) tn=0
-    got = bm.compute_metrics([1, 1, 0, 0], [1, 0, 1, None])
-    assert got["accuracy"] == pytest.approx(0.25)
-    assert got["precision"] == pytest.approx(1 / 3)
-    assert got["recall"] == pytest.approx(0.5)
-    assert got["f1"] == pytest.approx(0.4)
-    assert got["mcc"] == pytest.approx(-2 / math.sqrt(12))
-    assert got["roc_auc"] is None and got["pr_auc"] is None
-
-
-def test_compute_metrics_undefined_cases_are_zero_like_sklearn() -> None:
-    got = bm.compute_metrics([0, 0, 0], [0, 0, 0], [0.1, 0.2, 0.3])
-    assert got["accuracy"] == 1.0
-    assert (got["precision"], got["recall"], got["f1"], got["mcc"]) == (0.0, 0.0, 0.0, 0.0)
-    assert got["roc_auc"] is None and got["pr_auc"] is None  # one class: undefined
-
-
-def test_ranking_metrics_equal_sklearn_with_weights_and_ties() -> None:
-    rng = np.random.default_rng(3)
-    y = rng.integers(0, 2, 60)
-    score = rng.integers(0, 6, 60).astype(float)  # many ties, like scanner check counts
-    weights = rng.integers(0, 4, (5, 60)).astype(float)
-    got = bm._ranking_metrics(weights, y, score)
-    for i, w in enumerate(weights):
-        assert got["roc_auc"][i] == pytest.approx(roc_auc_score(y, score, sample_weight=w))
-        assert got["pr_auc"][i] == pytest.approx(average_precision_score(y, score, sample_weight=w))
-
-
 # ----------------------------------------------------------------------------- bootstrap
 
 
@@ -83,7 +47,7 @@ def test_perfect_model_on_every_repo_has_ci_one(tmp_path: Path) -> None:
         tmp_path, "axon_lora_x", "score", 1, files, [(y, 0.9 if y else 0.1) for *_, y in files]
     )
     row = _row(bm.summarize(tmp_path, n_boot=300), "axon_lora_x", "score")
-    for metric in bm.METRICS:
+    for metric in METRICS:
         assert row["metrics"][metric]["ci"] == [1.0, 1.0], metric
         assert row["metrics"][metric]["mean"] == 1.0
 
@@ -118,80 +82,7 @@ def test_runs_of_a_row_are_averaged_on_the_same_replicate(tmp_path: Path) -> Non
     assert acc["ci"] == [0.5, 0.5]  # the average of a perfect and an all-wrong run, every replicate
 
 
-def test_bootstrap_ci_equals_naive_weighted_sklearn_loop() -> None:
-    files = make_files(n_repos=7, files_per_repo=5, prevalence=0.5, seed=4)
-    answers = noisy_answers(files, 0.7, seed=5)
-    run = {
-        "predictions": [
-            {"id": f, "path": p, "y_true": y, "y_pred": a, "score": s}
-            for (f, p, y), (a, s) in zip(files, answers, strict=True)
-        ]
-    }
-    clusters = sorted({f.split("::")[0] for f, _, _ in files})
-    counts = bm.cluster_counts(len(clusters), 150, seed=2)
-    assert (counts.sum(axis=1) == len(clusters)).all()
-    got = bm.bootstrap_ci([run], clusters, counts)
-
-    y = np.array([y for *_, y in files])
-    pred = np.array([a for a, _ in answers])
-    score = np.array([s for _, s in answers])
-    cluster_of = np.array([clusters.index(f.split("::")[0]) for f, _, _ in files])
-    naive: dict[str, list[float]] = {m: [] for m in bm.METRICS}
-    for row in counts:
-        w = row[cluster_of].astype(float)
-        naive["accuracy"].append(accuracy_score(y, pred, sample_weight=w))
-        naive["precision"].append(precision_score(y, pred, sample_weight=w, zero_division=0))
-        naive["recall"].append(recall_score(y, pred, sample_weight=w, zero_division=0))
-        naive["f1"].append(f1_score(y, pred, sample_weight=w, zero_division=0))
-        naive["mcc"].append(matthews_corrcoef(y, pred, sample_weight=w))
-        if len(set(y[w > 0])) == 2:
-            naive["roc_auc"].append(roc_auc_score(y, score, sample_weight=w))
-            naive["pr_auc"].append(average_precision_score(y, score, sample_weight=w))
-    for metric in bm.METRICS:
-        expected = np.quantile(naive[metric], [0.025, 0.975])
-        assert got[metric] == pytest.approx(expected.tolist()), metric
-
-
-def test_repo_of_uses_id_prefix_then_first_path_component() -> None:
-    assert bm.repo_of({"id": "acme/infra::modules/a/main.tf", "path": "x/y.tf"}) == "acme/infra"
-    assert bm.repo_of({"id": "deadbeef", "path": "acme-infra/modules/main.tf"}) == "acme-infra"
-    assert bm.repo_of({"id": "solo/main.tf"}) == "solo"
-
-
 # ----------------------------------------------------------------------------- McNemar
-
-
-def test_mcnemar_exact_on_known_table() -> None:
-    got = bm.mcnemar(10, 2)
-    assert got["test"] == "exact"
-    # two-sided binomial, n=12: 2 * P(X <= 2) = 2 * (1 + 12 + 66) / 4096
-    assert got["p_value"] == pytest.approx(158 / 4096, rel=1e-12)
-
-
-def test_mcnemar_chi2_with_continuity_from_25_discordant_pairs() -> None:
-    got = bm.mcnemar(30, 10)
-    assert got["test"] == "chi2"
-    assert got["statistic"] == pytest.approx(19**2 / 40)
-    # chi-square with 1 dof: sf(x) = erfc(sqrt(x / 2))
-    assert got["p_value"] == pytest.approx(math.erfc(math.sqrt(19**2 / 40 / 2)))
-    assert bm.mcnemar(12, 12)["test"] == "exact" and bm.mcnemar(13, 12)["test"] == "chi2"
-    assert bm.mcnemar(0, 0)["p_value"] == 1.0
-
-
-def test_compare_paired_pairs_by_id_on_shared_files_only() -> None:
-    def run(model: str, rows: list[tuple[str, int, int | None]]) -> dict[str, Any]:
-        return {
-            "model": model,
-            "mode": "score",
-            "predictions": [{"id": i, "y_true": t, "y_pred": p} for i, t, p in rows],
-        }
-
-    a = run("axon_lora_x", [("r::a", 1, 1), ("r::b", 1, 1), ("r::c", 0, None), ("r::d", 0, 0)])
-    b = run("checkov", [("r::b", 1, 0), ("r::c", 0, 0), ("r::d", 0, 0), ("r::e", 1, 1)])
-    got = bm.compare_paired(a, b)
-    assert got["n_shared"] == 3  # b, c, d
-    assert (got["only_model_correct"], got["only_vs_correct"]) == (1, 1)  # b; c (parse failure)
-    assert got["p_value"] == 1.0 and got["vs_model"] == "checkov"
 
 
 def test_pick_finetuned_prefers_lora_score_without_seed() -> None:
@@ -349,7 +240,7 @@ def test_write_summary_json_and_markdown(tmp_path: Path) -> None:
     assert "| tfsec | scan | 1 | no | " in md  # the cross-labeler table
     assert "McNemar" in md and "| axon_lora_smollm2-cpu (score) | checkov (scan) | 96 |" in md
     assert f"constant INSECURE baseline scores F1 = {summary['constant_f1']:.3f}" in md
-    assert bm.LABELER_CAVEAT in md
+    assert LABELER_CAVEAT in md
     assert "Cross-labeler view: labels from checkov only" in md
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
     # A second summarize ignores summary.json.
@@ -531,8 +422,9 @@ def test_seed_trainer_reuses_a_finished_adapter(tmp_path: Path) -> None:
 
 
 def _evaluate_style_runs(runs_dir: Path) -> list[dict[str, Any]]:
-    """Run files written by models.evaluate's own helpers (no model, no scanner process)."""
-    from axon_infralinter.models import evaluate as ev
+    """Run files written by the helpers models.evaluate uses (no model, no scanner process)."""
+    from axon_infralinter.models import baselines
+    from axon_infralinter.models import runs as run_files
 
     def finding(tool: str) -> dict[str, Any]:
         return {"tool": tool, "rule_id": "R1", "severity": None, "resource": "r", "path": "f",
@@ -546,16 +438,16 @@ def _evaluate_style_runs(runs_dir: Path) -> list[dict[str, Any]]:
             "label": "INSECURE" if tools else "SECURE", "input_text": f"code {i}",
             "findings": [finding(t) for t in tools],
         })  # fmt: skip
-    config = ev.EvalConfig(runs_dir=runs_dir)
+    config = EvalConfig(runs_dir=runs_dir)
     n = len(records)
 
     def run(model: str, mode: str, y_pred: list[int | None], labeler: bool) -> dict[str, Any]:
         scores = [None if p is None else 0.2 + 0.6 * p for p in y_pred]
-        return ev.make_run(
+        return run_files.make_run(
             model=model, config=config, records=records, mode=mode, seed=None,
             labeler=labeler, label_source="both", run_config={"fingerprint": model},
             y_pred=y_pred, scores=scores, outputs=[None] * n, seconds=[0.5] * n,
-            runtime=ev.runtime_stats([0.5] * n, 0.5 * n),
+            runtime=run_files.runtime_stats([0.5] * n, 0.5 * n),
         )  # fmt: skip
 
     truth = [1 if r["findings"] else 0 for r in records]
@@ -563,13 +455,13 @@ def _evaluate_style_runs(runs_dir: Path) -> list[dict[str, Any]]:
                                                  enumerate(truth)], False)  # fmt: skip
     checkov = run("checkov", "scan", [1 if i % 4 in (0, 1) else 0 for i in range(n)], True)
     tfsec = run("tfsec", "scan", [1 if i % 4 in (0, 2) else 0 for i in range(n)], True)
-    constant = ev.constant_run(records, config, "both")
+    constant = baselines.constant_run(records, config, "both")
     runs = [llm, checkov, tfsec, constant]
-    runs += ev.cross_labeler_views(llm, records, "any")
-    runs += ev.cross_labeler_views(checkov, records, "any", ["tfsec"])
-    runs += ev.cross_labeler_views(tfsec, records, "any", ["checkov"])
+    runs += baselines.cross_labeler_views(llm, records, "any")
+    runs += baselines.cross_labeler_views(checkov, records, "any", ["tfsec"])
+    runs += baselines.cross_labeler_views(tfsec, records, "any", ["checkov"])
     for r in runs:
-        ev.write_run(runs_dir, r)
+        run_files.write_run(runs_dir, r)
     return runs
 
 

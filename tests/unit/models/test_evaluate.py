@@ -1,5 +1,6 @@
-"""Unit tests of models/evaluate.py: metrics, run files, resume, labels CSV, evaluate_llms with a
-fake predictor, baselines with recorded scanner results. No model, no subprocess."""
+"""Unit tests of models/evaluate.py and models/baselines.py: the invariance of every evaluator,
+resume, labels CSV, evaluate_llms with a fake predictor, baselines with recorded scanner results.
+No model, no subprocess. Metrics and run file names: test_metrics.py, test_runs.py."""
 
 from __future__ import annotations
 
@@ -16,22 +17,18 @@ from axon_infralinter.data import scanner
 from axon_infralinter.data.prompt import build_prompt, split_prompt
 from axon_infralinter.errors import ConfigError, InputError
 from axon_infralinter.files import read_json, sha256_file, write_jsonl
+from axon_infralinter.models import baselines, eval_config, predict, runs
 from axon_infralinter.models import evaluate as ev
-from axon_infralinter.models import predict
+from axon_infralinter.models.baselines import constant_run, cross_labeler_views
+from axon_infralinter.models.eval_config import EvalConfig
 from axon_infralinter.models.evaluate import (
-    EvalConfig,
-    constant_run,
-    cross_labeler_views,
     evaluate,
     evaluate_baselines,
     evaluate_llms,
-    find_finished_run,
     load_labels_csv,
-    make_run,
     metrics,
-    relabel_run,
-    run_file_name,
 )
+from axon_infralinter.models.runs import make_run, relabel_run
 from axon_infralinter.settings import load_settings
 
 # ------------------------------------------------------------------------------------- helpers
@@ -109,72 +106,6 @@ def config_for(tmp_path: Path, **kwargs: Any) -> EvalConfig:
 
 
 # ------------------------------------------------------------------------------------- metrics
-
-
-def test_metrics_hand_computed() -> None:
-    # tp=2 (items 0, 2), fn=1 (item 1), fp=1 (item 3), tn=1 (item 4)
-    m = metrics([1, 1, 1, 0, 0], [1, 0, 1, 1, 0], [0.9, 0.2, 0.8, 0.7, 0.1])
-    assert m["confusion"] == {"tn": 1, "fp": 1, "fn": 1, "tp": 2}
-    assert m["accuracy"] == pytest.approx(3 / 5)
-    assert m["precision"] == pytest.approx(2 / 3)
-    assert m["recall"] == pytest.approx(2 / 3)
-    assert m["f1"] == pytest.approx(2 / 3)
-    # (tp*tn - fp*fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn)) = (2 - 1) / sqrt(3*3*2*2)
-    assert m["mcc"] == pytest.approx(1 / 6)
-    # 5 of the 6 (positive, negative) pairs are ranked right (0.2 < 0.7 is the wrong one).
-    assert m["roc_auc"] == pytest.approx(5 / 6)
-    # Ranked: P P N P N -> precision 1 at recall 1/3 and 2/3, 3/4 at recall 1.
-    assert m["pr_auc"] == pytest.approx(1 / 3 + 1 / 3 + 1 / 3 * 3 / 4)
-    assert m["n"] == 5
-    assert m["prevalence"] == pytest.approx(0.6)
-    assert m["constant_f1"] == pytest.approx(2 * 0.6 / 1.6)
-    assert m["parse_failures"] == 0 and m["parse_failure_rate"] == 0.0
-    assert all(m[f"{k}_defined"] for k in ("precision", "recall", "f1", "mcc"))
-
-
-def test_metrics_undefined_precision_is_zero_and_flagged() -> None:
-    m = metrics([1, 0, 0], [0, 0, 0])
-    assert m["confusion"] == {"tn": 2, "fp": 0, "fn": 1, "tp": 0}
-    assert m["precision"] == 0.0 and m["precision_defined"] is False
-    assert m["recall"] == 0.0 and m["recall_defined"] is True
-    assert m["f1"] == 0.0 and m["f1_defined"] is True
-    assert m["mcc"] == 0.0 and m["mcc_defined"] is False
-    assert m["accuracy"] == pytest.approx(2 / 3)
-    assert m["roc_auc"] is None and m["pr_auc"] is None  # no scores
-
-
-def test_metrics_single_class() -> None:
-    secure = metrics([0, 0], [0, 0], [0.1, 0.2])
-    assert secure["accuracy"] == 1.0
-    assert secure["roc_auc"] is None and secure["pr_auc"] is None
-    assert not secure["precision_defined"] and not secure["recall_defined"]
-    assert not secure["f1_defined"] and not secure["mcc_defined"]
-    assert secure["prevalence"] == 0.0 and secure["constant_f1"] == 0.0
-
-    insecure = metrics([1, 1], [1, 0], [0.9, 0.1])
-    assert insecure["precision"] == 1.0 and insecure["recall"] == 0.5
-    assert insecure["roc_auc"] is None
-    assert insecure["constant_f1"] == 1.0
-
-
-def test_metrics_parse_failures_count_as_wrong() -> None:
-    # A failure on an INSECURE file is a FN, on a SECURE file a FP, never a lucky guess.
-    m = metrics([1, 0, 1, 0], [None, None, 1, 0])
-    assert m["confusion"] == {"tn": 1, "fp": 1, "fn": 1, "tp": 1}
-    assert m["accuracy"] == 0.5
-    assert m["parse_failures"] == 2 and m["parse_failure_rate"] == 0.5
-    # Scores missing for any item -> no ranking metrics.
-    assert metrics([1, 0], [1, 0], [0.9, None])["roc_auc"] is None
-    assert metrics([1, 0], [1, 0], [0.9, float("nan")])["pr_auc"] is None
-
-
-def test_metrics_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="at least one"):
-        metrics([], [])
-    with pytest.raises(ValueError, match="same length"):
-        metrics([1, 0], [1])
-    with pytest.raises(ValueError, match="0 or 1"):
-        metrics([2], [1])
 
 
 def _random_case(seed: int) -> tuple[list[int], list[int | None], list[float | None]]:
@@ -274,46 +205,6 @@ def test_config_coerces_paths() -> None:
 
 
 # ------------------------------------------------------------------------------------- run files
-
-
-def test_run_file_names() -> None:
-    ts = "2025-01-02T03:04:05Z"
-    assert run_file_name("axon_lora_smollm2-cpu", 3, ts) == (
-        "eval_axon_lora_smollm2-cpu_run3_20250102T030405Z.json"
-    )
-    assert run_file_name("HuggingFaceTB/SmolLM2-135M", 1, ts) == (
-        "eval_HuggingFaceTB-SmolLM2-135M_run1_20250102T030405Z.json"
-    )
-    assert (
-        run_file_name("checkov", 1, ts, "tfsec") == "eval_checkov-tfsec_run1_20250102T030405Z.json"
-    )
-    assert run_file_name("m", 2, ts, "checkov", "generate") == (
-        "eval_m-checkov-generate_run2_20250102T030405Z.json"
-    )
-
-
-def test_find_finished_run_matches_every_key_and_skips_junk(tmp_path: Path) -> None:
-    runs = tmp_path / "runs"
-    runs.mkdir()
-    (runs / "eval_m_run1_20250101T000000Z.json").write_text("{broken", encoding="utf-8")
-    (runs / "eval_m_run1_20250101T000001Z.json").write_text("[1, 2]", encoding="utf-8")
-    base = {"model": "m", "run_id": 1, "mode": "score", "seed": None, "label_source": "both",
-            "config": {"fingerprint": "f1"}, "dataset": {"sha256": "d1"}}  # fmt: skip
-    old = runs / "eval_m_run1_20250101T000002Z.json"
-    new = runs / "eval_m_run1_20250101T000003Z.json"
-    old.write_text(json.dumps({**base, "timestamp": "2025-01-01T00:00:02Z"}), encoding="utf-8")
-    new.write_text(json.dumps({**base, "timestamp": "2025-01-01T00:00:03Z"}), encoding="utf-8")
-    key = {"mode": "score", "seed": None, "dataset_sha256": "d1", "label_source": "both"}
-    assert find_finished_run(runs, "m", 1, **key) == new
-    assert find_finished_run(runs, "m", 1, **key, fingerprint="f1") == new
-    assert find_finished_run(runs, "m", 1, **key, fingerprint="f2") is None
-    assert find_finished_run(runs, "m", 2, **key) is None
-    assert find_finished_run(runs, "other", 1, **key) is None
-    assert find_finished_run(runs, "m", 1, **{**key, "seed": 1}) is None
-    assert find_finished_run(runs, "m", 1, **{**key, "mode": "generate"}) is None
-    assert find_finished_run(runs, "m", 1, **{**key, "dataset_sha256": "d2"}) is None
-    assert find_finished_run(runs, "m", 1, **{**key, "label_source": "tfsec"}) is None
-    assert find_finished_run(tmp_path / "missing", "m", 1, **key) is None
 
 
 # ------------------------------------------------------------------------------------- evaluate_llms
@@ -865,6 +756,7 @@ def test_evaluate_stage_bad_test_set(
         evaluate(config_for(tmp_path), settings_for(tmp_path), progress=False)
 
 
-def test_module_reads_no_environment() -> None:
-    source = Path(ev.__file__).read_text(encoding="utf-8")
+@pytest.mark.parametrize("module", [ev, baselines, eval_config, runs])
+def test_module_reads_no_environment(module: Any) -> None:
+    source = Path(module.__file__).read_text(encoding="utf-8")
     assert "os.environ" not in source and "getenv" not in source

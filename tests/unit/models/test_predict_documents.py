@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from axon_infralinter.data.prompt import build_prompt, split_prompt
-from axon_infralinter.models.predict import Predictor, code_budget
+from axon_infralinter.models.predict import Predictor
+from axon_infralinter.models.tokens import code_budget
 from axon_infralinter.models.train_lora import file_level_split
 
 

@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from axon_infralinter.data.prompt import build_prompt
+from axon_infralinter.data.prompt import build_prompt, split_prompt
 from axon_infralinter.errors import ConfigError
+from axon_infralinter.models import loss as loss_mod
+from axon_infralinter.models import model_card, tokens
+from axon_infralinter.models import train_config as tc
 from axon_infralinter.models import train_lora as tl
 
 
@@ -40,7 +43,7 @@ def test_spec_defaults() -> None:
 
 
 def test_every_shipped_profile_loads() -> None:
-    names = tl.profile_names()
+    names = tc.profile_names()
     assert {"smollm2-cpu", "codellama-7b-qlora"} <= set(names)
     for name in names:
         config = tl.resolve_config(name)
@@ -58,13 +61,13 @@ def test_unknown_keys_and_bad_values_are_errors() -> None:
     # None means "flag not given": the profile value stays.
     assert (
         tl.resolve_config("smollm2-cpu", max_length=None).max_length
-        == tl.load_profile("smollm2-cpu")["max_length"]
+        == tc.load_profile("smollm2-cpu")["max_length"]
     )
 
 
 def test_label_mask_covers_prompt_and_separator_only() -> None:
     prompt = build_prompt('resource "aws_s3_bucket" "b" {}')
-    row = tl.tokenize_example(prompt, "INSECURE\n- X", TOK, max_length=2048)
+    row = tokens.tokenize_example(prompt, "INSECURE\n- X", TOK, max_length=2048)
     ids, labels = row["input_ids"], row["labels"]
     n_prompt = len(prompt) + 2  # the "\n\n" that opens the answer is prompt format
     assert labels[:n_prompt] == [-100] * n_prompt
@@ -74,27 +77,42 @@ def test_label_mask_covers_prompt_and_separator_only() -> None:
 
 
 def test_loss_on_all_keeps_prompt_in_labels() -> None:
-    row = tl.tokenize_example(build_prompt("x = 1"), "SECURE", TOK, max_length=2048, loss_on="all")
+    row = tokens.tokenize_example(
+        build_prompt("x = 1"), "SECURE", TOK, max_length=2048, loss_on="all"
+    )
     assert row["labels"] == row["input_ids"]
 
 
 def test_truncation_cuts_the_middle_of_the_code_only() -> None:
     code = "resource a {\n" + "\n".join(f"  line{i} = {i}" for i in range(400)) + "\n}"
     prompt = build_prompt(code)
-    row = tl.tokenize_example(prompt, "SECURE", TOK, max_length=600)
+    row = tokens.tokenize_example(prompt, "SECURE", TOK, max_length=600)
     text = TOK.decode(row["input_ids"])
     assert len(row["input_ids"]) == 600
-    assert text.startswith(tl.split_prompt(prompt)[0])  # the instruction is whole
+    assert text.startswith(split_prompt(prompt)[0])  # the instruction is whole
     assert text.endswith("```\n\nAnswer:\n\nSECURE")  # the prompt's end and the answer are whole
-    assert tl.TRUNCATION_MARKER in text and "line0 " in text and "line399" in text
+    assert tokens.TRUNCATION_MARKER in text and "line0 " in text and "line399" in text
     assert "line200 " not in text
 
 
 def test_prompt_ids_match_training_prefix() -> None:
     prompt = build_prompt("x = 1")
-    ids = tl.prompt_ids(prompt, TOK, max_length=2048)
-    row = tl.tokenize_example(prompt, "SECURE", TOK, max_length=2048)
+    ids = tokens.prompt_ids(prompt, TOK, max_length=2048)
+    row = tokens.tokenize_example(prompt, "SECURE", TOK, max_length=2048)
     assert row["input_ids"][: len(ids)] == ids  # scoring sees exactly what training saw
+
+
+@pytest.mark.parametrize("target", ["SECURE", "INSECURE\n- CKV_AWS_20 (aws_s3_bucket.logs)"])
+def test_prompt_ids_match_training_prefix_when_truncated(target: str) -> None:
+    code = "resource a {\n" + "\n".join(f"  line{i} = {i}" for i in range(400)) + "\n}"
+    prompt = build_prompt(code)
+    row = tokens.tokenize_example(prompt, target, TOK, max_length=600)
+    answer = len("\n\n" + target) + 1  # one token per character, plus EOS
+    sep = len(tokens.answer_prefix_ids(TOK))
+    ids = tokens.prompt_ids(prompt, TOK, max_length=600, reserve=answer - sep)
+    assert tokens.TRUNCATION_MARKER in TOK.decode(ids)  # the truncation path was taken
+    assert len(row["input_ids"]) == 600
+    assert row["input_ids"][: len(ids)] == ids  # one rule: scoring truncates as training did
 
 
 def test_tokenize_function_is_batched() -> None:
@@ -108,10 +126,10 @@ def test_tokenize_function_is_batched() -> None:
 
 def test_config_to_library_objects() -> None:
     config = tl.resolve_config("smollm2-cpu", lora_r=8, lora_alpha=16)
-    lora = tl.to_lora_config(config)
+    lora = tc.to_lora_config(config)
     assert (lora.r, lora.lora_alpha, lora.target_modules) == (8, 16, "all-linear")
-    assert tl.to_quantization_options(config) is None
-    args = tl.to_training_arguments(config, Path("/tmp/x"), has_eval=True)
+    assert tc.to_quantization_options(config) is None
+    args = tc.to_training_arguments(config, Path("/tmp/x"), has_eval=True)
     assert args.train_sampling_strategy == "group_by_length" and args.report_to == []
     assert args.eval_strategy == "steps" and args.save_steps == config.save_steps
 
@@ -128,7 +146,7 @@ def test_loss_weights_only_the_decision_token_in_training() -> None:
     out = SimpleNamespace(logits=logits)
     ln10 = torch.log(torch.tensor(10.0))
     cheap = torch.nn.functional.cross_entropy(logits[0, 1][None], torch.tensor([5]))
-    loss = tl.make_loss_function(4.0)
+    loss = loss_mod.make_loss_function(4.0)
     # Evaluation (no num_items_in_batch): plain mean over the 5 target tokens.
     assert float(loss(out, labels)) == pytest.approx(float((cheap + 4 * ln10) / 5))
     # Training: decision tokens (row 0 pos 1, row 1 pos 2) weigh 4, normalized by the item count.
@@ -140,20 +158,23 @@ def test_loss_weights_only_the_decision_token_in_training() -> None:
             float((cheap + 4 * ln10) / 5)
         )
     # Weight 1 is the stock loss.
-    assert float(tl.make_loss_function(1.0)(out, labels, num_items_in_batch=5)) == pytest.approx(
-        float((cheap + 4 * ln10) / 5)
-    )
+    assert float(
+        loss_mod.make_loss_function(1.0)(out, labels, num_items_in_batch=5)
+    ) == pytest.approx(float((cheap + 4 * ln10) / 5))
 
 
 def test_logits_to_keep_starts_one_before_the_earliest_target() -> None:
     import torch
 
     # Earliest target at position 2 (row 0): positions 1..4 are needed, 4 of 5.
-    assert tl.logits_to_keep(torch.tensor([[-100, -100, 5, 6, 7], [-100, -100, -100, 8, 9]])) == 4
+    assert (
+        loss_mod.logits_to_keep(torch.tensor([[-100, -100, 5, 6, 7], [-100, -100, -100, 8, 9]]))
+        == 4
+    )
     # Right padding after the answer does not matter; only where the answer starts does.
-    assert tl.logits_to_keep(torch.tensor([[-100, -100, -100, 8, -100, -100]])) == 4
-    assert tl.logits_to_keep(torch.tensor([[-100, 5, 6]])) == 3
-    assert tl.logits_to_keep(torch.tensor([[-100, -100]])) == 0  # no target: keep all
+    assert loss_mod.logits_to_keep(torch.tensor([[-100, -100, -100, 8, -100, -100]])) == 4
+    assert loss_mod.logits_to_keep(torch.tensor([[-100, 5, 6]])) == 3
+    assert loss_mod.logits_to_keep(torch.tensor([[-100, -100]])) == 0  # no target: keep all
 
 
 def test_loss_on_kept_logits_equals_loss_on_all_logits() -> None:
@@ -164,9 +185,9 @@ def test_loss_on_kept_logits_equals_loss_on_all_logits() -> None:
     torch.manual_seed(0)
     labels = torch.tensor([[-100, -100, 5, 6, 7, -100], [-100, -100, -100, 8, 9, 3]])
     logits = torch.randn(2, 6, 10)
-    keep = tl.logits_to_keep(labels)
+    keep = loss_mod.logits_to_keep(labels)
     assert keep == 5
-    loss = tl.make_loss_function(20.0)
+    loss = loss_mod.make_loss_function(20.0)
     full = SimpleNamespace(logits=logits)
     kept = SimpleNamespace(logits=logits[:, -keep:, :])
     for n in (None, 6):
@@ -184,8 +205,10 @@ def test_target_logits_collator_adds_logits_to_keep() -> None:
     import torch
 
     rows = [
-        tl.tokenize_example(build_prompt("x = 1"), "SECURE", TOK, max_length=2048),
-        tl.tokenize_example(build_prompt("x = 1\ny = 2\nz = 3"), "INSECURE", TOK, max_length=2048),
+        tokens.tokenize_example(build_prompt("x = 1"), "SECURE", TOK, max_length=2048),
+        tokens.tokenize_example(
+            build_prompt("x = 1\ny = 2\nz = 3"), "INSECURE", TOK, max_length=2048
+        ),
     ]
 
     def right_pad(features: list[dict]) -> dict:
@@ -195,7 +218,7 @@ def test_target_logits_collator_adds_logits_to_keep() -> None:
             for key, fill in (("input_ids", 0), ("attention_mask", 0), ("labels", -100))
         }
 
-    batch = tl.TargetLogitsCollator(right_pad)(rows)
+    batch = loss_mod.TargetLogitsCollator(right_pad)(rows)
     firsts = [next(i for i, x in enumerate(row["labels"]) if x != -100) for row in rows]
     assert batch["logits_to_keep"] == batch["input_ids"].shape[1] - min(firsts) + 1
     assert 0 < batch["logits_to_keep"] < batch["input_ids"].shape[1]
@@ -232,7 +255,33 @@ def test_model_card_names_the_answer_format_and_the_starting_adapter(tmp_path: P
         "train_loss": 0.5,
         "val_loss_target_tokens": 0.25,
     }
-    card = tl.write_model_card(tmp_path / "out", config, summary, {}).read_text()
+    card = model_card.write_model_card(tmp_path / "out", config, summary, {}).read_text()
     assert "- Answer format: `ids`" in card
     assert f"- Started from the LoRA weights of `{tmp_path / 'D'}`" in card
     assert "target-token validation loss: 0.2500" in card
+
+
+def test_records_without_id_fail_in_one_line_before_the_model_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Records that train fine but cannot be scored for threshold tuning (no `id`, no `label`):
+    # this once trained for 28 minutes and then died with a KeyError traceback.
+    import json
+
+    from axon_infralinter import cli
+
+    data = tmp_path / "data"
+    data.mkdir()
+    row = {"input_text": build_prompt("x = 1"), "target_text": "SECURE"}
+    for split in ("train", "val"):
+        (data / f"{split}.jsonl").write_text(json.dumps(row) + "\n", encoding="utf-8")
+
+    def no_model(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model was loaded before the data was checked")
+
+    monkeypatch.setattr(tl, "load_base_model", no_model)
+    code = cli.main(["train", "--data", str(data), "--output-dir", str(tmp_path / "adapter")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("axon: ")
+    assert str(data / "val.jsonl") in err[0] and "'id'" in err[0]

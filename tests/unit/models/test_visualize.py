@@ -11,7 +11,7 @@ from PIL import Image
 
 from axon_infralinter.errors import InputError
 from axon_infralinter.models import visualize_benchmarks as vb
-from axon_infralinter.models.benchmark_multi_run import LABELER_CAVEAT
+from axon_infralinter.models.summary_md import LABELER_CAVEAT
 
 try:
     from .synthetic_runs import (

@@ -2,7 +2,7 @@
 
 import pytest
 
-from axon_infralinter.data.hcl import normalize_whitespace, strip_comments
+from axon_infralinter.terraform.lexer import normalize_whitespace, strip_comments
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Block splitting, suppression comments and chunk planning (lint/blocks.py)."""
+"""Block splitting, suppression comments and chunk planning (terraform/blocks.py, terraform/chunks.py)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from typing import Any
 
 import hcl2
 
-from axon_infralinter.lint.blocks import (
-    Chunk,
+from axon_infralinter.terraform.blocks import (
     count_lines,
     file_suppression,
     find_suppressions,
-    plan_chunks,
     split_blocks,
 )
+from axon_infralinter.terraform.chunks import Chunk, plan_chunks
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "lint"
 

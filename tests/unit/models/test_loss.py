@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from axon_infralinter.models.loss_parts import (
+from axon_infralinter.models.loss import (
     char_parts,
     finding_rule_ids,
     summarize_parts,

@@ -1,4 +1,9 @@
-"""Where the target-token loss goes: the verdict token vs the finding lines of the answer.
+"""The training loss, and where the target-token loss goes (verdict token vs finding lines).
+
+Training: `make_loss_function` (the decision token weighted `label_weight` times) and
+`TargetLogitsCollator` / `logits_to_keep` (the LM head runs only where target tokens are predicted).
+
+Loss parts:
 
 An answer is `SECURE`, or `INSECURE` plus up to three lines `- RULE_ID: title (resource)` or, in the
 `ids` answer format, `- RULE_ID (resource)` (`data.prompt.build_target`). The target-token validation loss averages over all of those tokens,
@@ -22,6 +27,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
+
+from axon_infralinter.models.base_model import cpu_supports_bf16, cuda_available
+from axon_infralinter.models.tokens import IGNORE_INDEX, tokenize_example
 
 PARTS = ("decision", "rule_id", "title", "resource", "format", "end")
 _FINDING = re.compile(r"- (?P<rule_id>[^:\s]+)(?:: (?P<title>.*))? \((?P<resource>[^()\n]*)\)$")
@@ -182,9 +190,6 @@ def target_loss_by_part(
     import torch
     import torch.nn.functional as F  # noqa: N812
 
-    from axon_infralinter.models.base_model import cpu_supports_bf16, cuda_available
-    from axon_infralinter.models.train_lora import IGNORE_INDEX, tokenize_example
-
     def decode(ids: Sequence[int]) -> str:
         return tokenizer.decode(list(ids), skip_special_tokens=True)
 
@@ -221,3 +226,77 @@ def target_loss_by_part(
             known_rule_ids,
         )
     return summary
+
+
+# --------------------------------------------------------------------------------------------
+# The training loss
+
+
+def make_loss_function(label_weight: float) -> Callable[..., Any]:
+    """Causal-LM loss with the decision token weighted `label_weight` times (Trainer's compute_loss_func).
+
+    Training (the Trainer passes `num_items_in_batch`, the target tokens of the whole accumulated
+    batch): sum of weighted token losses / num_items_in_batch, so gradient accumulation and DDP
+    average exactly as the stock loss does. Evaluation (no gradient; transformers 5 passes
+    `num_items_in_batch` there too): the plain, unweighted mean over the batch's target tokens,
+    comparable across recipes and with `label_weight` 1.
+    """
+
+    def loss_fn(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        import torch
+        import torch.nn.functional as F  # noqa: N812
+
+        # With `logits_to_keep` (TargetLogitsCollator) the model returned logits for the last
+        # positions only: align the labels to them (a no-op for full-length logits).
+        labels = labels[:, -outputs.logits.size(1) :]
+        logits = outputs.logits[:, :-1, :].float()
+        targets = labels[:, 1:].to(logits.device)
+        mask = targets != IGNORE_INDEX
+        token_loss = F.cross_entropy(
+            logits.reshape(-1, logits.size(-1)),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        ).view_as(targets)
+        weights = mask.float()
+        if num_items_in_batch is None or not torch.is_grad_enabled():
+            return (token_loss * weights).sum() / weights.sum().clamp(min=1)
+        first = mask & (mask.long().cumsum(dim=1) == 1)  # the first target token of each row
+        weights = weights + (label_weight - 1.0) * first.float()
+        total = torch.as_tensor(num_items_in_batch, device=logits.device, dtype=logits.dtype)
+        return (token_loss * weights).sum() / total.clamp(min=1)
+
+    return loss_fn
+
+
+class TargetLogitsCollator:
+    """Wraps a collator: the model projects only the positions that predict target tokens.
+
+    With the loss on the answer only, the logits of the prompt positions are never used, yet the
+    LM head (49,152 x 576 for SmolLM2) and the fp32 cross-entropy would run on every position.
+    The batch gets `logits_to_keep` = the positions from the one before the earliest target token
+    to the end (transformers' causal LMs slice the hidden states before the LM head); the loss
+    function aligns the labels to the logits it gets back. Rows without a target token keep all.
+    """
+
+    def __init__(self, collator: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> None:
+        self.collator = collator
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(features)
+        batch["logits_to_keep"] = logits_to_keep(batch["labels"])
+        return batch
+
+
+def logits_to_keep(labels: Any) -> int:
+    """How many trailing positions must be projected to score every label that is not -100.
+
+    The logit at position t predicts token t + 1, so the earliest target token at position f needs
+    the positions from f - 1 on: `width - f + 1` of them. 0 (keep all) when no row has a target.
+    """
+    mask = labels != IGNORE_INDEX
+    if not bool(mask.any()):
+        return 0
+    width = int(labels.size(1))
+    first = int(mask.float().argmax(dim=1)[mask.any(dim=1)].min())
+    return min(width, width - first + 1)
