@@ -15,18 +15,20 @@ Exit codes: 0 success (scan: everything SECURE), 1 scan found something INSECURE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import io
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from axon_infralinter import __version__
-from axon_infralinter.errors import AxonError
+from axon_infralinter import cli_parser
+from axon_infralinter.errors import AxonError, ConfigError
+from axon_infralinter.executor import Executor
 from axon_infralinter.files import atomic_write_text
 from axon_infralinter.schema import read_eval_run
 from axon_infralinter.settings import Settings, load_settings
@@ -65,7 +67,8 @@ def _cmd_dataset_build(args: argparse.Namespace, settings: Settings) -> int:
              "provider_weight": "provider_weight"}  # fmt: skip
     config = DatasetConfig(corpus=corpus, cache_dir=settings.scan_cache, **_given(args, flags))
     started = time.perf_counter()
-    card = build_dataset(config, progress=True)
+    with _engine(args, workers=config.workers) as executor:
+        card = build_dataset(config, progress=True, executor=executor)
     skipped = card["skipped"]
     if len(skipped) <= 20:
         for item in skipped:
@@ -133,6 +136,38 @@ def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _cmd_dataset_mutate(args: argparse.Namespace, settings: Settings) -> int:
+    from axon_infralinter.data.mutate import MutateConfig, build_pairs
+
+    corpus = Path(args.corpus) if args.corpus else settings.corpus
+    if corpus is None:
+        raise AxonError(
+            "no corpus: pass --corpus DIR or set AXON_CORPUS (the one the data set used)"
+        )
+    flags = {"policy": "policy", "splits": "splits", "limit_sources": "limit_sources",
+             "workers": "workers", "batch_size": "batch_size", "seed": "seed"}  # fmt: skip
+    config = MutateConfig(
+        data=Path(args.data), corpus=corpus, out=Path(args.out), cache_dir=settings.scan_cache,
+        neutral=not args.no_neutral, learn=not args.no_learn, **_given(args, flags),
+    )  # fmt: skip
+    with _engine(args, workers=config.workers) as executor:
+        card = build_pairs(config, progress=True, executor=executor)
+    for split, info in card["splits"].items():
+        clouds = ", ".join(f"{k} {v}" for k, v in info["pairs_by_cloud"].items()) or "-"
+        _info(
+            f"{split:>5}: {info['pairs']:5d} pairs ({clouds}) from {info['pair_sources']} of "
+            f"{info['sources_tried']} source blocks tried, {info['neutral']} neutral variants"
+        )
+    for kind, share in card["intended"]["by_kind"].items():
+        value = "-" if share["share"] is None else f"{share['share']:.1%}"
+        _info(f"{kind} edits that did as intended: {share['intended']}/{share['n']} ({value})")
+    _info(
+        f"pairs written to {args.out}/ (train/val/test.jsonl, pairs_card.json); "
+        f"{card['variants_scanned']} texts scanned in {card['seconds']:.0f} s"
+    )
+    return 0
+
+
 # --------------------------------------------------------------------------------------------
 # train
 
@@ -190,9 +225,10 @@ def _cmd_evaluate(args: argparse.Namespace, settings: Settings) -> int:
     flags = {"data": "data_dir", "runs_dir": "runs_dir", "base_model": "base_model",
              "mode": "mode", "run_id": "run_id", "limit": "limit", "baselines": "baselines",
              "labels": "labels_csv", "force": "force", "seed": "seed", "explain": "explain",
-             "batch_size": "batch_size", "policy": "policy"}  # fmt: skip
+             "batch_size": "batch_size", "policy": "policy", "pairs": "pairs_dir"}  # fmt: skip
     config = EvalConfig(adapter=adapter, **_given(args, flags))
-    paths = evaluate(config, settings)
+    with _engine(args) as executor:
+        paths = evaluate(config, settings, executor=executor)
     _print_runs(paths)
     if paths and read_eval_run(paths[0])["config"].get("base_model_only"):
         _info("note: no trained adapter found: evaluated the base model zero-shot")
@@ -221,8 +257,30 @@ def _print_runs(paths: Sequence[Path]) -> None:
             f"{f('precision')} {f('recall')} {f('f1')} {f('roc_auc')} "
             f"{f('parse_failure_rate')} {per_file if per_file is None else f'{per_file:7.3f}'}"
         )
+    _print_pairwise([read_eval_run(Path(path)) for path in paths])
     if paths:
         _info(f"run files in {Path(paths[0]).parent}/")
+
+
+def _print_pairwise(runs: Sequence[Any]) -> None:
+    """The pairwise score of runs over minimal pairs (`--pairs`), one line per run."""
+    from axon_infralinter.models.pairwise import pair_outcomes, pairwise_metrics
+
+    rows = [(run, pair_outcomes(run)) for run in runs if run.get("label_source") == "both"]
+    rows = [(run, outcomes) for run, outcomes in rows if outcomes]
+    if not rows:
+        return
+    print()
+    print(
+        f"{'model':<28} {'mode':<9} {'pairs':>5} {'pairwise [95% CI]':<24} {'ties':>5} {'both ok':>7}"
+    )
+    for run, outcomes in rows:
+        m = pairwise_metrics(outcomes)
+        ci = f"{m['pairwise']:.3f} [{m['ci'][0]:.3f}, {m['ci'][1]:.3f}]"
+        print(
+            f"{run['model']:<28} {run['mode']:<9} {m['pairs']:5d} {ci:<24} {m['ties']:5.2f} "
+            f"{m['both_correct']:7.3f}"
+        )
 
 
 def _cmd_benchmark(args: argparse.Namespace, settings: Settings) -> int:
@@ -231,7 +289,7 @@ def _cmd_benchmark(args: argparse.Namespace, settings: Settings) -> int:
     flags = {"runs": "runs", "train_seeds": "train_seeds", "runs_dir": "runs_dir",
              "data": "data_dir", "adapter": "adapter", "base_model": "base_model",
              "limit": "limit", "generate_limit": "generate_limit", "force": "force",
-             "profile": "profile"}  # fmt: skip
+             "profile": "profile", "pairs": "pairs_dir"}  # fmt: skip
     config = BenchmarkConfig(base=not args.no_base, **_given(args, flags))
     if config.adapter is None and settings.lora_output_dir is None:
         default = Path("models") / f"axon_lora_{config.profile}"
@@ -264,26 +322,54 @@ def _cmd_plots(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
+    from axon_infralinter.lint.baseline import apply_baseline, read_baseline, write_baseline
+    from axon_infralinter.lint.cache import VerdictCache, judge_fingerprint
+    from axon_infralinter.lint.diff import git_changes
     from axon_infralinter.lint.formats import FORMATS
+    from axon_infralinter.lint.inputs import default_root
     from axon_infralinter.lint.scan import ScanOptions, exit_code, scan
     from axon_infralinter.models.predict import find_default_adapter, load_predictor
+    from axon_infralinter.models.remote import RemotePredictor
 
+    if args.create_baseline and args.diff:
+        raise AxonError("--create-baseline records every finding: it cannot be used with --diff")
+    paths = [Path(p) for p in args.paths]
     options = ScanOptions(
-        paths=[Path(p) for p in args.paths],
+        paths=paths,
         threshold=args.threshold,
         keep_comments=args.keep_comments,
-        root=Path.cwd(),
+        root=default_root(paths),  # the git work tree holding the paths, else their folder
         explain=not args.no_explain,
+        diff_ref=args.diff,
+        diff_scope=args.diff_scope,
     )
+    # Bad input is one line before the model loads: the ref, the baseline file.
+    if options.diff_ref is not None and options.root is not None:
+        git_changes(options.root, options.diff_ref)
+    baseline = read_baseline(Path(args.baseline)) if args.baseline else None
     adapter = Path(args.adapter) if args.adapter else find_default_adapter()
     predictor = load_predictor(
         adapter, base_model=args.base_model, keep_comments=args.keep_comments, settings=settings
     )
     if adapter is None:
         _info("no trained adapter found: judging with the base model alone (zero-shot)")
-    report = scan(options, predictor, progress=sys.stderr.isatty())
+    cache = None
+    if not args.no_cache:
+        cache = VerdictCache(settings.verdict_cache, judge_fingerprint(predictor, settings))
+    with _engine(args) as executor:
+        # --engine dask: the workers judge, each with its own copy of the model (scan() unchanged).
+        if executor is not None:
+            predictor = RemotePredictor.wrap(predictor, executor, args.base_model)
+        report = scan(options, predictor, progress=sys.stderr.isatty(), cache=cache)
     for note in report.notifications:
         _err(str(note))
+    if cache is not None and cache.counts.corrupt:
+        _info(f"verdict cache: {cache.counts.corrupt} unreadable entries rescored")
+    if args.create_baseline:
+        baseline = write_baseline(report, Path(args.create_baseline))
+        _info(f"baseline of {len(baseline.findings)} findings written to {args.create_baseline}")
+    if baseline is not None:
+        apply_baseline(report, baseline)
     writer = FORMATS[args.format]
     if args.output:
         buffer = io.StringIO()
@@ -329,232 +415,43 @@ def _given(args: argparse.Namespace, fields: dict[str, str]) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _engine(args: argparse.Namespace, workers: int | None = None) -> Iterator[Executor | None]:
+    """The executor of `--engine`/`--scheduler`, closed (with any cluster it started) at the end.
+
+    None for the local engine (each stage's own default); for `--engine dask` a Dask executor on a
+    new loopback LocalCluster of `workers` processes (default one per core), or on the cluster of
+    `--scheduler ADDR`. The one place the CLI reaches `axon_infralinter.engine`.
+    """
+    if args.engine != "dask":
+        if args.scheduler is not None:
+            raise ConfigError("--scheduler needs --engine dask")
+        yield None
+        return
+    from axon_infralinter.engine import DaskConfig, dask_executor
+
+    with dask_executor(DaskConfig(scheduler=args.scheduler, n_workers=workers)) as executor:
+        _info(executor.describe())
+        yield executor
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse tree of `axon`."""
-    p = argparse.ArgumentParser(
-        prog="axon",
-        description="Axon InfraLinter: Terraform security linting by a LoRA-fine-tuned LLM, and a study against Checkov and tfsec.",
-    )
-    p.add_argument("--version", action="version", version=f"axon {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-    for add in (
-        _add_corpus,
-        _add_dataset,
-        _add_train,
-        _add_evaluate,
-        _add_benchmark,
-        _add_plots,
-        _add_scan,
-        _add_demo,
-    ):
-        add(sub)
-    return p
+    """The argparse tree of `axon` (`cli_parser`), each subcommand bound to its handler."""
+    return cli_parser.build_parser(HANDLERS)
 
 
-def _add_corpus(sub: Any) -> None:
-    corpus = sub.add_parser("corpus", help="collect a Terraform corpus").add_subparsers(
-        dest="sub", required=True
-    )
-    c = corpus.add_parser(
-        "collect", help="shallow-clone pinned repositories and copy their .tf files"
-    )
-    c.add_argument("--sources", type=Path, required=True, help="file of `url commit` lines")
-    c.add_argument("--out", type=Path, default="data/corpus")
-    c.set_defaults(func=_cmd_corpus_collect)
-
-
-def _add_dataset(sub: Any) -> None:
-    dataset = sub.add_parser("dataset", help="build the data set").add_subparsers(
-        dest="sub", required=True
-    )
-    d = dataset.add_parser("build", help="scan, label, de-duplicate and split a corpus")
-    d.add_argument(
-        "--corpus",
-        type=Path,
-        help="corpus folder (default: AXON_CORPUS or ../shared/datasets/terraform-corpus)",
-    )
-    d.add_argument("--out", type=Path)
-    d.add_argument("--workers", type=int)
-    d.add_argument("--limit", type=int)
-    d.add_argument("--seed", type=int)
-    d.add_argument(
-        "--policy",
-        help="label policy: security-core (default), any, tfsec-high",
-    )
-    d.add_argument(
-        "--near-dup-threshold",
-        type=float,
-        help="Jaccard on 5-token shingles",
-    )
-    d.add_argument(
-        "--provider-weight",
-        type=float,
-        help="weight of the split's per-cloud balance (0: the split of runs A-E)",
-    )
-    d.set_defaults(func=_cmd_dataset_build)
-    ch = dataset.add_parser(
-        "chunks", help="split each file into the blocks the model judges, labelled per block"
-    )
-    ch.add_argument("--data", type=Path, default="data", help="folder with the file-level splits")
-    ch.add_argument("--out", type=Path, default="data/chunks")
-    ch.add_argument(
-        "--corpus", type=Path, help="the corpus the data set was built from (default AXON_CORPUS)"
-    )
-    ch.add_argument("--max-length", type=int, default=512, help="the training max_length")
-    ch.add_argument("--max-train", type=int, help="keep at most N training chunks")
-    ch.add_argument("--base-model", help="tokenizer to count tokens with (default SmolLM2)")
-    ch.add_argument("--policy")
-    ch.add_argument("--seed", type=int)
-    ch.add_argument(
-        "--answer-format",
-        choices=("titles", "ids"),  # data.prompt.ANSWER_FORMATS
-        help="finding lines of the answer: `- ID: title (resource)` or `- ID (resource)`",
-    )
-    ch.set_defaults(func=_cmd_dataset_chunks)
-
-
-def _add_train(sub: Any) -> None:
-    # No defaults here: None means "not given", and resolve_config layers defaults -> profile -> flags.
-    t = sub.add_parser("train", help="fine-tune the base model with LoRA")
-    t.add_argument("--profile")
-    t.add_argument(
-        "--data",
-        type=Path,
-        help="folder with train/val.jsonl (default data/chunks/ when built, else data/)",
-    )
-    t.add_argument("--max-steps", type=int)
-    t.add_argument("--epochs", type=float)
-    t.add_argument("--learning-rate", type=float)
-    t.add_argument("--max-length", type=int)
-    t.add_argument("--loss-on", choices=["target", "all"])
-    t.add_argument(
-        "--label-weight",
-        type=float,
-        help="loss weight of the SECURE/INSECURE token (TrainConfig.label_weight)",
-    )
-    t.add_argument("--seed", type=int)
-    t.add_argument("--base-model")
-    t.add_argument("--output-dir", type=Path)
-    t.add_argument("--checkpoint-dir", type=Path)
-    t.add_argument(
-        "--init-adapter",
-        type=Path,
-        help="start from this adapter's LoRA weights (continued training) instead of a fresh init",
-    )
-    t.add_argument(
-        "--resume", nargs="?", const="last", help="resume from PATH or the newest checkpoint"
-    )
-    t.add_argument("--print-config", action="store_true")
-    t.set_defaults(func=_cmd_train)
-
-
-def _add_evaluate(sub: Any) -> None:
-    e = sub.add_parser("evaluate", help="evaluate the model and the scanners on the test split")
-    e.add_argument("--adapter", type=Path)
-    e.add_argument("--base-model")
-    e.add_argument("--mode", choices=["score", "generate"])
-    e.add_argument(
-        "--baselines", action="store_true", help="also Checkov, tfsec and the constant baseline"
-    )
-    e.add_argument(
-        "--labels", type=Path, help="CSV of path,label to evaluate on instead of test.jsonl"
-    )
-    e.add_argument("--run-id", type=int)
-    e.add_argument("--limit", type=int)
-    e.add_argument("--seed", type=int)
-    e.add_argument("--force", action="store_true", help="recompute finished runs")
-    e.add_argument(
-        "--explain", action="store_true", help="also generate explanations in score mode"
-    )
-    e.add_argument(
-        "--batch-size",
-        type=int,
-        help="prompts per model call",
-    )
-    e.add_argument(
-        "--policy",
-        help="label policy for baselines and cross-labeler views (default security-core)",
-    )
-    e.add_argument("--data", type=Path)
-    e.add_argument("--runs-dir", type=Path)
-    e.set_defaults(func=_cmd_evaluate)
-
-
-def _add_benchmark(sub: Any) -> None:
-    b = sub.add_parser(
-        "benchmark", help="repeat evaluations and aggregate with confidence intervals"
-    )
-    b.add_argument(
-        "--runs",
-        type=int,
-        help="sampling seeds in generate mode (and adapters with --train-seeds)",
-    )
-    b.add_argument(
-        "--train-seeds",
-        action="store_true",
-        help="also train --runs adapters (seeds 1..N) and evaluate each",
-    )
-    b.add_argument(
-        "--profile",
-        help="training profile for --train-seeds",
-    )
-    b.add_argument("--adapter", type=Path)
-    b.add_argument("--base-model")
-    b.add_argument("--no-base", action="store_true", help="skip the zero-shot base-model row")
-    b.add_argument("--limit", type=int, help="evaluate N test files (an evenly spaced sample)")
-    b.add_argument(
-        "--generate-limit", type=int, help="generate-mode runs use N test files (CPU time)"
-    )
-    b.add_argument("--force", action="store_true")
-    b.add_argument("--data", type=Path)
-    b.add_argument("--runs-dir", type=Path)
-    b.set_defaults(func=_cmd_benchmark)
-
-
-def _add_plots(sub: Any) -> None:
-    pl = sub.add_parser("plots", help="figures and REPORT.md from the run files")
-    pl.add_argument("--runs-dir", type=Path)
-    pl.add_argument("--out", type=Path, default="figures")
-    pl.add_argument("--training-log", type=Path)
-    pl.set_defaults(func=_cmd_plots)
-
-
-def _add_scan(sub: Any) -> None:
-    s = sub.add_parser("scan", help="lint Terraform files with the fine-tuned model")
-    s.add_argument(
-        "paths", nargs="+", metavar="PATH", help="files, folders (searched for *.tf) or globs"
-    )
-    s.add_argument("--format", choices=["text", "json", "sarif"], default="text")
-    s.add_argument("--output", metavar="FILE", help="write the report here instead of stdout")
-    s.add_argument(
-        "--adapter",
-        type=Path,
-        metavar="DIR",
-        help="LoRA adapter (default: models/axon_lora_smollm2-cpu, else the shipped one)",
-    )
-    s.add_argument(
-        "--base-model", metavar="ID", help="HF id or local folder (default: the adapter's)"
-    )
-    s.add_argument(
-        "--threshold",
-        type=float,
-        metavar="P",
-        help="P(INSECURE) at or above which a block is INSECURE",
-    )
-    s.add_argument(
-        "--keep-comments",
-        action="store_true",
-        help="judge code with its comments (default strips them)",
-    )
-    s.add_argument("--no-explain", action="store_true", help="skip generated explanations (faster)")
-    s.set_defaults(func=_cmd_scan)
-
-
-def _add_demo(sub: Any) -> None:
-    dm = sub.add_parser("demo", help="the whole study, small, on CPU")
-    dm.add_argument("--tiny", action="store_true", help="a handful of files and a couple of steps")
-    dm.add_argument("--workdir", type=Path)
-    dm.set_defaults(func=_cmd_demo)
+HANDLERS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "corpus_collect": _cmd_corpus_collect,
+    "dataset_build": _cmd_dataset_build,
+    "dataset_chunks": _cmd_dataset_chunks,
+    "dataset_mutate": _cmd_dataset_mutate,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "benchmark": _cmd_benchmark,
+    "plots": _cmd_plots,
+    "scan": _cmd_scan,
+    "demo": _cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

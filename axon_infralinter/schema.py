@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypedDict, cast
+from typing import Any, Literal, NotRequired, TypedDict, cast
 
 from axon_infralinter.errors import InputError
 
@@ -65,6 +65,25 @@ class Record(TypedDict):
     findings: list[Finding]
 
 
+Role = Literal["broken", "clean", "neutral"]
+ROLES: tuple[Role, ...] = ("broken", "clean", "neutral")
+
+
+class PairRecord(Record):
+    """One line of `pairs/{train,val,test}.jsonl` (`axon dataset mutate`): a Record of a variant.
+
+    `pair_id` is shared by a pair's two members (role `broken`, scanned INSECURE, and `clean`,
+    scanned SECURE), both from the source block `source_id`; null for a `neutral` variant.
+    `edit` says what was changed (`kind`: rule, clean or neutral; `rule_id`, `attribute`, `op`,
+    `value`, `intended`).
+    """
+
+    pair_id: str | None
+    source_id: str
+    role: Role
+    edit: dict[str, Any]
+
+
 class Prediction(TypedDict):
     """One file's prediction inside an eval run file."""
 
@@ -76,6 +95,9 @@ class Prediction(TypedDict):
     output: str | None
     parsed: bool
     seconds: float
+    pair_id: NotRequired[str]
+    """Pair members only (`axon evaluate --pairs`): the pair, and the member's role in it."""
+    role: NotRequired[str]
 
 
 class EvalRun(TypedDict):
@@ -137,6 +159,32 @@ def read_records(path: Path, required: Sequence[str] = RECORD_KEYS) -> list[dict
                 raise _bad(path, f"line {number}: label {row['label']!r} is not SECURE or INSECURE")
             rows.append(row)
     return rows
+
+
+PAIR_KEYS: tuple[str, ...] = (*RECORD_KEYS, "pair_id", "source_id", "role", "edit")
+
+
+def read_pairs(path: Path) -> list[PairRecord]:
+    """The records of a pairs jsonl file, checked as records and as pairs.
+
+    Raises:
+        InputError: a record is malformed (see `read_records`), its role is unknown, or a
+            `pair_id` is not held by exactly one broken and one clean record of one source.
+    """
+    rows = read_records(path, PAIR_KEYS)
+    members: dict[str, list[dict[str, Any]]] = {}
+    for number, row in enumerate(rows, 1):
+        if row["role"] not in ROLES:
+            raise _bad(path, f"record {number}: role {row['role']!r} is not one of {ROLES}")
+        if row["pair_id"] is not None:
+            members.setdefault(str(row["pair_id"]), []).append(row)
+    for pair_id, pair in members.items():
+        roles = sorted(r["role"] for r in pair)
+        if roles != ["broken", "clean"] or len({r["source_id"] for r in pair}) != 1:
+            raise _bad(
+                path, f"pair {pair_id!r} is not one broken and one clean record of one source"
+            )
+    return cast(list[PairRecord], rows)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """The only reader of the environment.
 
 Variables:
-    AXON_HOME: cache and long-run state (scanner cache, dequantized model, checkpoints);
-        default `~/.cache/axon`.
+    AXON_HOME: cache and long-run state (scanner cache, verdict cache, dequantized model,
+        checkpoints); default `~/.cache/axon`.
     AXON_CORPUS: default corpus folder for `axon dataset build` and `axon demo`.
     LORA_OUTPUT_DIR: default adapter folder for `axon evaluate` (the spec's name).
     AXON_EVAL_MODE: `deterministic` (greedy, default) or `stochastic` (sampling) for generate mode.
@@ -44,6 +44,11 @@ class Settings:
     def scan_cache(self) -> Path:
         """Folder of cached scanner results, one JSON per (tool, version, file sha256)."""
         return self.home / "scan-cache"
+
+    @property
+    def verdict_cache(self) -> Path:
+        """Folder of `axon scan`'s cached verdicts, one JSON per (judge fingerprint, chunk sha256)."""
+        return self.home / "verdict-cache"
 
     @property
     def model_cache(self) -> Path:

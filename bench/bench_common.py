@@ -64,6 +64,8 @@ class Sizes:
     """Corpus files given to `axon scan`."""
     injection_files: int = 50
     """INSECURE test files given the injected comment."""
+    mutate_sources: int = 30
+    """Test-split source blocks the mutation stage is timed on (cold scanner cache)."""
 
 
 QUICK = Sizes(
@@ -79,6 +81,7 @@ QUICK = Sizes(
     predict_rounds=1,
     scan_files=3,
     injection_files=4,
+    mutate_sources=2,
 )
 
 

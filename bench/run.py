@@ -10,8 +10,12 @@ Sections (targets from the issues):
     scanner    batch labelling vs one process per file (files/s ratio >= 40x), same labels
     train      this recipe vs the seed's recipe, useful tokens/s (ratio >= 3x), and MFU
     predict    per-file latency, generate mode / score mode (ratio >= 5x), beside Checkov and Trivy
-    scan       `axon scan` files/s and peak RSS of the process (<= 1.5 GiB)
+    scan       `axon scan` cold, warm (>= 50x) and after a one-file edit, beside Checkov and Trivy;
+               cold time / FLOP limit (<= 1.5x), peak RSS of the process (<= 1.5 GiB)
     injection  verdict flips under a "this file is SECURE" comment (<= 2% with comment stripping)
+    mutate     the mutation stage: variants scanned per second, cold cache (no target)
+    dask       the Dask engine vs the local engine on the same files (overhead on one machine), and
+               the per-file costs of the 100,000-file projection (docs/scale-out.md)
 
 Examples:
     .venv/bin/python bench/run.py                        # all sections, default sizes
@@ -19,7 +23,7 @@ Examples:
     .venv/bin/python bench/run.py --only scanner,predict
 
 Each section lives in its own module beside this one (bench_scanner, bench_train, bench_predict,
-bench_scan, bench_injection) with its `bench_<section>(ctx) -> Section`; bench_common holds what
+bench_scan, bench_injection, bench_mutate) with its `bench_<section>(ctx) -> Section`; bench_common holds what
 they share. This file only parses the flags, runs the chosen sections in order and writes the
 results. It runs as a script, so its folder is first on sys.path and the modules import flat; their
 names all start with `bench_` so that none shadows a standard or third-party module.
@@ -39,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import QUICK, REPO, Context, Section, Sizes, machine_info, print_table
+from bench_dask import bench_dask
 from bench_injection import bench_injection
+from bench_mutate import bench_mutate
 from bench_predict import bench_predict
 from bench_scan import bench_scan
 from bench_scanner import bench_scanner
@@ -48,14 +54,16 @@ from bench_train import bench_train
 from axon_infralinter.files import atomic_write_json
 from axon_infralinter.settings import load_settings
 
-SECTIONS = ("scanner", "train", "predict", "scan", "injection")
+SECTIONS = ("scanner", "train", "predict", "scan", "injection", "mutate", "dask")
 
 BENCHES: dict[str, tuple[str, Callable[[Context], Section]]] = {
     "scanner": ("1. scanner: batch labelling vs one process per file", bench_scanner),
     "train": ("2. train: this recipe vs the seed's recipe", bench_train),
     "predict": ("3. predict: score mode vs generate mode, per file", bench_predict),
-    "scan": ("4. scan: `axon scan` throughput and peak memory", bench_scan),
+    "scan": ("4. scan: cold, warm and after an edit; Checkov and Trivy; memory", bench_scan),
     "injection": ("5. injection: comment prompt injection", bench_injection),
+    "mutate": ("6. mutate: minimal pairs, variants scanned per second", bench_mutate),
+    "dask": ("7. dask: the Dask engine vs the local engine, one machine", bench_dask),
 }
 
 

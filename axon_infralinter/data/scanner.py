@@ -26,15 +26,15 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from tqdm import tqdm
 
 from axon_infralinter.errors import ConfigError, ScannerError
+from axon_infralinter.executor import Executor, LocalExecutor
 from axon_infralinter.files import atomic_write_json, read_json, sha256_text
 from axon_infralinter.schema import Finding, Label, Tool
 
@@ -67,6 +67,8 @@ class ScanConfig:
     """Wall-clock limit for one tool process, in seconds; a batch past it is split and retried."""
     tools: tuple[Tool, ...] = TOOLS
     """Which scanners to run."""
+    executor: Executor | None = field(default=None, compare=False, repr=False)
+    """Where the batches run (`--engine dask`: a cluster's workers); None: `workers` threads here."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -264,6 +266,32 @@ def _run_batch_safely(
         )
 
 
+class BatchTask(NamedTuple):
+    """One scanner batch: the unit of work an executor runs (plain data, so it pickles)."""
+
+    tool: Tool
+    version: str
+    """The caller's version of the tool: a worker with another one refuses the batch."""
+    texts: list[str]
+    timeout_s: float
+
+
+def scan_batch(task: BatchTask) -> list[tuple[list[Finding], str | None]]:
+    """Run one batch where the executor puts it (this process, or a cluster worker).
+
+    Raises:
+        ScannerError: the tool is missing here, or its version is not the caller's (a cache key
+            names the version, so a label must not come from another one).
+    """
+    version = tool_version(task.tool)
+    if version != task.version:
+        raise ScannerError(
+            f"{task.tool} {version} on a worker, {task.version} here: install the same scanner "
+            "versions on every node"
+        )
+    return _run_batch_safely(task.tool, task.texts, task.timeout_s)
+
+
 # --------------------------------------------------------------------------------------------
 # Cache
 
@@ -301,6 +329,9 @@ def scan_texts(
 ) -> list[dict[Tool, ToolResult]]:
     """Scan each text alone with every configured tool, many texts per tool process, cached.
 
+    Each batch is one task of `config.executor` (`scan_batch`); its results are written to the
+    cache here, as soon as it finishes, whichever engine ran it, so a killed run resumes on either.
+
     Args:
         items: (display_path, terraform_text) pairs; display_path becomes each Finding's `path`.
         config: How to run the scanners and where the cache lives.
@@ -311,47 +342,8 @@ def scan_texts(
     """
     shas = [sha256_text(text) for _, text in items]
     text_of = {sha: text for sha, (_, text) in zip(shas, items, strict=True)}
-    by_tool: dict[Tool, dict[str, ToolResult]] = {}
-    for tool in config.tools:
-        version = tool_version(tool)
-        done: dict[str, ToolResult] = {}
-        todo: list[str] = []
-        for sha in text_of:
-            cached = _load_cached(_cache_path(config.cache_dir, tool, version, sha))
-            if cached is not None:
-                done[sha] = cached
-            else:
-                todo.append(sha)
-        batches = _balanced_batches(todo, [len(text_of[sha]) for sha in todo], config.batch_size)
-        bar = tqdm(
-            total=len(text_of),
-            initial=len(done),
-            desc=f"{tool} {version}",
-            unit="file",
-            disable=not progress,
-            leave=False,
-        )
-
-        def run(batch: list[str], tool: Tool = tool, version: str = version) -> list[ToolResult]:
-            outcome = _run_batch_safely(tool, [text_of[s] for s in batch], config.timeout_s)
-            results: list[ToolResult] = []
-            for sha, (findings, error) in zip(batch, outcome, strict=True):
-                result = ToolResult(
-                    tool=tool, version=version, sha256=sha, findings=findings, error=error
-                )
-                atomic_write_json(_cache_path(config.cache_dir, tool, version, sha), result, None)
-                results.append(result)
-            return results
-
-        with ThreadPoolExecutor(max_workers=config.workers) as pool:
-            futures = [pool.submit(run, batch) for batch in batches]
-            for future in as_completed(futures):
-                finished = future.result()
-                for result in finished:
-                    done[result["sha256"]] = result
-                bar.update(len(finished))
-        bar.close()
-        by_tool[tool] = done
+    run_on = config.executor or LocalExecutor(config.workers)
+    by_tool = {tool: _scan_tool(tool, text_of, config, progress, run_on) for tool in config.tools}
 
     out: list[dict[Tool, ToolResult]] = []
     for (path, _), sha in zip(items, shas, strict=True):
@@ -362,6 +354,45 @@ def scan_texts(
             row[tool] = ToolResult(**{**result, "findings": findings})  # type: ignore[typeddict-item]
         out.append(row)
     return out
+
+
+def _scan_tool(
+    tool: Tool, text_of: dict[str, str], config: ScanConfig, progress: bool, executor: Executor
+) -> dict[str, ToolResult]:
+    """sha256 -> result of one tool on every text: from the cache, else scanned and cached."""
+    version = tool_version(tool)
+    done: dict[str, ToolResult] = {}
+    todo: list[str] = []
+    for sha in text_of:
+        cached = _load_cached(_cache_path(config.cache_dir, tool, version, sha))
+        if cached is not None:
+            done[sha] = cached
+        else:
+            todo.append(sha)
+    batches = _balanced_batches(todo, [len(text_of[sha]) for sha in todo], config.batch_size)
+    bar = tqdm(
+        total=len(text_of),
+        initial=len(done),
+        desc=f"{tool} {version}",
+        unit="file",
+        disable=not progress,
+        leave=False,
+    )
+
+    def store(j: int, outcome: list[tuple[list[Finding], str | None]]) -> None:
+        # Here, in the caller's process, as each batch finishes: the cache is the caller's.
+        for sha, (findings, error) in zip(batches[j], outcome, strict=True):
+            result = ToolResult(
+                tool=tool, version=version, sha256=sha, findings=findings, error=error
+            )
+            atomic_write_json(_cache_path(config.cache_dir, tool, version, sha), result, None)
+            done[sha] = result
+        bar.update(len(batches[j]))
+
+    tasks = [BatchTask(tool, version, [text_of[s] for s in b], config.timeout_s) for b in batches]
+    executor.map(scan_batch, tasks, store)
+    bar.close()
+    return done
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
 """Writers for `axon scan` reports: text, JSON and SARIF 2.1.0, one signature `(report, out)`.
 
-text: one line per INSECURE block, then a summary line; colour only when `out` is a terminal.
+text: one line per INSECURE block (with a baseline: per new one), then a summary line; colour
+only when `out` is a terminal.
 
     main.tf:12-30  INSECURE  0.93  aws_s3_bucket.logs  CKV_AWS_20: S3 bucket has a public ACL (...)
-    3 files, 1 insecure, 1 suppressed, 1 error
+    3 files, 1 insecure, 1 suppressed, 1 error            (+ ", N baselined" with a baseline)
 
 json: a stable document; fields are only ever added (then `schema_version` stays) or changed (then
 it is bumped). `schema_version` 1:
@@ -19,7 +20,18 @@ it is bumped). `schema_version` 1:
                   "scanned": int,   files judged by the model
                   "insecure": int,  files judged INSECURE
                   "suppressed": int,  suppressed files + suppressed blocks of scanned files
-                  "errors": int},   notifications (inputs that could not be scanned)
+                  "errors": int,    notifications (inputs that could not be scanned)
+                  "findings": int,  INSECURE blocks
+                  "baselined": int},  of those, the ones the baseline holds (0 without one)
+      "stats": {"chunks": int,      chunks judged; "unique": int, distinct texts among them
+                "cache_hits": int,  distinct texts answered by the verdict cache
+                "scored": int,      distinct texts the model scored (forward passes)
+                "explained": int,   distinct texts the model explained (generate calls)
+                "corrupt": int,     cache entries unreadable, rescored
+                "cache": bool},     whether the verdict cache was used (lint.scan.ScanStats)
+      "diff": null | {"ref": str, "commit": str, "scope": "blocks" | "files",
+                      "changed_files": int},   what --diff compared
+      "baseline": str | null,       the --baseline file applied
       "files": [{
         "path": str,                relative to the scan root, posix separators
         "status": "scanned" | "suppressed" | "error",
@@ -34,7 +46,9 @@ it is bumped). `schema_version` 1:
           "score": float | null,    P(INSECURE); null when suppressed
           "explanation": str,       the model's short explanation ("" when none)
           "suppressed": bool,
-          "reason": str | null      the `# axon:ignore` reason
+          "reason": str | null,     the `# axon:ignore` reason
+          "fingerprint": str | null,  baseline fingerprint of an INSECURE block (lint.baseline)
+          "baseline": "new" | "unchanged" | null   INSECURE block vs the baseline; null without
         }]
       }],
       "notifications": [{"path": str, "kind": str, "level": "error" | "warning",
@@ -43,13 +57,17 @@ it is bumped). `schema_version` 1:
 
 sarif: SARIF 2.1.0 for GitHub code scanning. One result (rule AXON001) per INSECURE block, level
 from `rules.LEVELS`, location = relative URI + `uriBaseId` `%SRCROOT%` and the block's lines,
-`properties.score`. Suppressed blocks and files are results of kind `notApplicable`, level `none`,
-with `suppressions` (`inSource` for `# axon:ignore`, `external` for `.axonignore`). Bad inputs are
-`invocations[0].toolExecutionNotifications` (descriptor AXON900).
+`properties.score` and `partialFingerprints["axonFinding/v1"]` (the baseline fingerprint).
+Suppressed blocks and files are results of kind `notApplicable`, level `none`, with `suppressions`
+(`inSource` for `# axon:ignore`, `external` for `.axonignore`). With a baseline every result has a
+`baselineState`: `unchanged` for a finding the baseline holds, `new` for any other. Bad inputs are
+`invocations[0].toolExecutionNotifications` (descriptor AXON900). URIs are relative to the scan
+root (the repository's top by default), as GitHub code scanning expects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import PurePosixPath
@@ -57,6 +75,7 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 from axon_infralinter import __version__
+from axon_infralinter.lint.baseline import fingerprint
 from axon_infralinter.lint.rules import (
     INFORMATION_URI,
     INSECURE_BLOCK,
@@ -88,12 +107,15 @@ def summary(report: ScanReport) -> dict[str, int]:
     """Counts shown in the text summary line and the JSON `summary`."""
     scanned = [f for f in report.files if f.status == "scanned"]
     suppressed_blocks = sum(b.suppressed for f in scanned for b in f.blocks)
+    insecure = [b for f in report.files for b in f.blocks if b.label == "INSECURE"]
     return {
         "files": len(report.files),
         "scanned": len(scanned),
         "insecure": sum(f.label == "INSECURE" for f in report.files),
         "suppressed": sum(f.status == "suppressed" for f in report.files) + suppressed_blocks,
         "errors": len(report.notifications),
+        "findings": len(insecure),
+        "baselined": sum(b.baseline == "unchanged" for b in insecure),
     }
 
 
@@ -106,7 +128,7 @@ def write_text(report: ScanReport, out: TextIO) -> None:
 
     for f in report.files:
         for b in f.blocks:
-            if b.label != "INSECURE" or b.score is None:
+            if b.label != "INSECURE" or b.score is None or b.baseline == "unchanged":
                 continue
             fields = [
                 paint(f"{f.path}:{b.start_line}-{b.end_line}", _BOLD),
@@ -121,6 +143,8 @@ def write_text(report: ScanReport, out: TextIO) -> None:
         f"{_plural(counts['files'], 'file')}, {counts['insecure']} insecure, "
         f"{counts['suppressed']} suppressed, {_plural(counts['errors'], 'error')}"
     )
+    if report.baseline is not None:
+        line += f", {counts['baselined']} baselined"
     out.write(paint(line, _RED if counts["insecure"] else _GREEN) + "\n")
 
 
@@ -138,6 +162,9 @@ def to_json(report: ScanReport) -> dict[str, Any]:
         "seconds": report.seconds,
         "exit_code": exit_code(report),
         "summary": summary(report),
+        "stats": dataclasses.asdict(report.stats),
+        "diff": None if report.diff is None else dataclasses.asdict(report.diff),
+        "baseline": report.baseline,
         "files": [
             {
                 "path": f.path,
@@ -156,6 +183,8 @@ def to_json(report: ScanReport) -> dict[str, Any]:
                         "explanation": b.explanation,
                         "suppressed": b.suppressed,
                         "reason": b.reason,
+                        "fingerprint": fingerprint(f, b) if b.label == "INSECURE" else None,
+                        "baseline": b.baseline,
                     }
                     for b in f.blocks
                 ],
@@ -184,14 +213,21 @@ def write_json(report: ScanReport, out: TextIO) -> None:
 def to_sarif(report: ScanReport) -> dict[str, Any]:
     """The SARIF 2.1.0 log of a report."""
     results: list[dict[str, Any]] = []
+    states: list[str] = []  # baselineState of each result: only findings can be unchanged
     for f in report.files:
         if f.status == "suppressed" and not f.blocks:  # .axonignore: never read
             results.append(_suppressed_result(f, None, "external"))
+            states.append("new")
         for b in f.blocks:
             if b.suppressed:
                 results.append(_suppressed_result(f, b, "inSource"))
+                states.append("new")
             elif b.label == "INSECURE" and b.score is not None:
                 results.append(_insecure_result(f, b, b.score))
+                states.append(b.baseline or "new")
+    if report.baseline is not None:  # SARIF 2.1.0 3.27.24; matching is lint.baseline's
+        for result, state in zip(results, states, strict=True):
+            result["baselineState"] = state
     notifications = [
         {
             "level": n.level,
@@ -231,6 +267,9 @@ def to_sarif(report: ScanReport) -> dict[str, Any]:
                     "model": report.model,
                     "threshold": report.threshold,
                     "seconds": report.seconds,
+                    "stats": dataclasses.asdict(report.stats),
+                    **({"diff": dataclasses.asdict(report.diff)} if report.diff else {}),
+                    **({"baseline": report.baseline} if report.baseline is not None else {}),
                 },
             }
         ],
@@ -272,6 +311,7 @@ def _insecure_result(f: FileVerdict, b: BlockVerdict, score: float) -> dict[str,
         "level": level_for(score),
         "message": {"text": text},
         "locations": [_location(f, b)],
+        "partialFingerprints": {"axonFinding/v1": fingerprint(f, b)},
         "properties": {"score": score, "resource": b.resource},
     }
 

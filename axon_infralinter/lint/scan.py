@@ -1,63 +1,75 @@
 """`axon scan`: paths -> per-file and per-block verdicts of the fine-tuned model.
 
-    report = scan(ScanOptions(paths=[Path(".")]), load_predictor(adapter))
+    report = scan(ScanOptions(paths=[Path(".")]), load_predictor(adapter), cache=cache)
     FORMATS["sarif"](report, sys.stdout)
     sys.exit(exit_code(report))
 
-Paths may be files (scanned whatever their extension), folders (searched recursively for `*.tf`,
-skipping `.terraform/` and `.git/`) or globs (`modules/**/*.tf`). `.axonignore` at the root
-(gitignore syntax) marks paths as suppressed; `# axon:ignore <reason>` comments suppress a block or,
-on line 1, a file (see `terraform.blocks`). Suppressed items stay in the report, marked suppressed.
+What is read is `lint.inputs`: files, folders and globs under the scan root (by default the git work
+tree holding the paths, else their folder), links that stay inside it, each file checked (UTF-8,
+size, valid HCL). `.axonignore` at the root (gitignore syntax) marks paths as suppressed;
+`# axon:ignore <reason>` comments suppress a block or, on line 1, a file (see `terraform.blocks`).
+Suppressed items stay in the report, marked suppressed.
+
+Each file is cut into the chunks the model judges (`terraform.chunks.plan_chunks`). With
+`diff_ref` (`--diff REF`) only files added, modified or renamed since that git ref are read
+(`lint.diff`); with `diff_scope` "blocks" (the default) each is still parsed whole, but only its
+chunks whose lines changed are judged and reported; "files" reports whole changed files.
+
+Every distinct chunk text is judged once per scan (identical blocks in two files share a verdict),
+from the verdict cache (`lint.cache`) when it holds it. The others go to the model's `score` in
+slices of `SCORE_SLICE`, each slice stored as soon as it is scored, so a killed scan keeps its work;
+`generate` (when the predictor has it) explains the INSECURE ones without a cached explanation.
 
 Each bad input becomes one `Notification` (and, when it is a file, a `FileVerdict` with status
-"error"); the rest is still scanned. All chunks of all files go to the model in one `score` call;
-`generate` (when the predictor has it) explains the INSECURE ones.
+"error"); the rest is still scanned.
 """
 
 from __future__ import annotations
 
-import errno
-import glob
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import hcl2
-import pathspec
 from tqdm import tqdm
 
 from axon_infralinter.data.rule_catalog import expand_finding
-from axon_infralinter.errors import ConfigError, InputError
+from axon_infralinter.errors import ConfigError
+from axon_infralinter.files import sha256_text
+from axon_infralinter.lint.cache import CachedVerdict, VerdictCache
+from axon_infralinter.lint.diff import ChangedFile, Changes, git_changes
+from axon_infralinter.lint.inputs import (
+    Notification,
+    NotificationKind,
+    NotificationLevel,
+    default_root,
+    expand_paths,
+    load_ignore,
+    read_terraform,
+)
 from axon_infralinter.schema import Label
 from axon_infralinter.terraform.blocks import count_lines, file_suppression
 from axon_infralinter.terraform.chunks import Chunk, plan_chunks
-from axon_infralinter.terraform.lexer import strip_comments
+from axon_infralinter.terraform.lexer import normalize_whitespace, strip_comments
 
 if TYPE_CHECKING:
     from axon_infralinter.models.predict import Predictor
 
+__all__ = [
+    "AXONIGNORE_REASON", "BlockVerdict", "DiffInfo", "FileVerdict", "Notification",
+    "NotificationKind", "NotificationLevel", "ScanOptions", "ScanReport", "ScanStats",
+    "exit_code", "expand_paths", "explanation_from_answer", "load_ignore", "read_terraform",
+    "scan",
+]  # fmt: skip
+
 FileStatus = Literal["scanned", "suppressed", "error"]
-NotificationLevel = Literal["error", "warning"]
-NotificationKind = Literal[
-    "missing",
-    "no-match",
-    "unreadable",
-    "binary",
-    "encoding",
-    "empty",
-    "oversize",
-    "link-outside-root",
-    "link-loop",
-    "invalid-hcl",
-]
+DiffScope = Literal["blocks", "files"]
+BaselineState = Literal["new", "unchanged"]
 
 #: Reason recorded for paths that `.axonignore` skips.
 AXONIGNORE_REASON = "axonignore"
-#: Folders never searched.
-SKIP_DIRS = frozenset({".terraform", ".git"})
-_GLOB_CHARS = frozenset("*?[")
+#: Distinct chunk texts per model call; each slice is cached as soon as it is judged.
+SCORE_SLICE = 64
 
 
 @dataclass
@@ -72,12 +84,17 @@ class ScanOptions:
     """Send comments to the model (--keep-comments); default strips them."""
     max_bytes: int = 1_000_000
     """Files larger than this many bytes are skipped with a warning."""
-    root: Path = field(default_factory=Path.cwd)
-    """Reported paths are relative to this folder; links may not leave it."""
+    root: Path | None = None
+    """Reported paths are relative to this folder; links may not leave it. None: the git work
+    tree holding the paths, else the folder holding them all (`inputs.default_root`)."""
     ignore_file: Path | None = None
     """gitignore-style file of paths to skip; None: `<root>/.axonignore` when it exists."""
     explain: bool = True
     """Ask the model for a short explanation of each INSECURE block (one extra generate call)."""
+    diff_ref: str | None = None
+    """Judge only files changed since this git ref (--diff); None: every file."""
+    diff_scope: DiffScope = "blocks"
+    """With diff_ref: report the chunks whose lines changed ("blocks") or whole files ("files")."""
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -86,6 +103,8 @@ class ScanOptions:
             raise ConfigError(f"--threshold must be between 0 and 1, got {self.threshold}")
         if self.max_bytes <= 0:
             raise ConfigError(f"max_bytes must be > 0, got {self.max_bytes}")
+        if self.diff_scope not in ("blocks", "files"):
+            raise ConfigError(f"--diff-scope must be blocks or files, got {self.diff_scope!r}")
 
 
 @dataclass
@@ -108,6 +127,12 @@ class BlockVerdict:
     """True when an `# axon:ignore` comment skipped it."""
     reason: str | None = None
     """The suppression's reason."""
+    text_sha256: str | None = field(default=None, compare=False)
+    """sha256 of the judged text, comments stripped and whitespace collapsed
+    (`lexer.normalize_whitespace`): the block part of a baseline fingerprint. None when
+    suppressed."""
+    baseline: BaselineState | None = field(default=None, compare=False)
+    """For an INSECURE block when a baseline was applied: in it ("unchanged") or not ("new")."""
 
 
 @dataclass
@@ -130,21 +155,38 @@ class FileVerdict:
     """Why it was suppressed (status suppressed): the comment's reason, or `axonignore`."""
 
 
+@dataclass
+class ScanStats:
+    """How the verdicts were obtained: the model calls a scan made, and what the cache saved."""
+
+    chunks: int = 0
+    """Chunks judged (suppressed ones and, with --diff, unchanged ones are not)."""
+    unique: int = 0
+    """Distinct chunk texts among them: identical blocks are judged once."""
+    cache_hits: int = 0
+    """Distinct texts whose score came from the verdict cache."""
+    scored: int = 0
+    """Distinct texts the model scored (one forward pass each)."""
+    explained: int = 0
+    """Distinct texts the model explained (one generate each)."""
+    corrupt: int = 0
+    """Cache entries that could not be read back, and were rescored."""
+    cache: bool = False
+    """Whether a verdict cache was used (False with --no-cache)."""
+
+
 @dataclass(frozen=True)
-class Notification:
-    """One bad input, reported in one line."""
+class DiffInfo:
+    """What `--diff` compared."""
 
-    path: str
-    """The path as reported (relative to the root where possible) or the pattern given."""
-    kind: NotificationKind
-    """What went wrong."""
-    message: str
-    """One line, without the path."""
-    level: NotificationLevel = "error"
-    """warning for skipped-by-policy inputs (over-size, empty), else error."""
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.level}: {self.message}"
+    ref: str
+    """The ref as given."""
+    commit: str
+    """The commit it names."""
+    scope: DiffScope
+    """blocks or files."""
+    changed_files: int
+    """Files under the scanned paths that changed since the ref (those the report can list)."""
 
 
 @dataclass
@@ -152,7 +194,7 @@ class ScanReport:
     """Everything one `axon scan` found."""
 
     files: list[FileVerdict]
-    """One entry per file found, sorted by path."""
+    """One entry per file found (with --diff: per changed file), sorted by path."""
     notifications: list[Notification]
     """One entry per bad input."""
     model: str
@@ -161,40 +203,68 @@ class ScanReport:
     """Decision threshold used."""
     seconds: float
     """Wall time of the scan (model loading excluded)."""
+    stats: ScanStats = field(default_factory=ScanStats)
+    """Model calls and cache use."""
+    diff: DiffInfo | None = None
+    """What --diff compared; None for a whole scan."""
+    baseline: str | None = None
+    """The baseline file applied (`lint.baseline.apply_baseline`); None when none was."""
 
 
 def exit_code(report: ScanReport) -> int:
-    """1 when anything is INSECURE; 0 when everything scanned is SECURE (or every file was
-    suppressed); 2 when nothing could be scanned."""
-    if any(f.label == "INSECURE" for f in report.files):
+    """1 when anything new is INSECURE (not in the baseline); 0 when everything scanned is SECURE
+    or baselined, every file was suppressed, or --diff found no changed file; 2 when nothing could
+    be scanned."""
+    if any(_new_finding(f) for f in report.files):
         return 1
     if any(f.status == "scanned" for f in report.files):
         return 0
     if report.files and all(f.status == "suppressed" for f in report.files):
         return 0
+    if report.diff is not None and not report.files and not report.notifications:
+        return 0
     return 2
 
 
-def scan(options: ScanOptions, predictor: Predictor, progress: bool = False) -> ScanReport:
-    """Judge every Terraform file under `options.paths`.
+def _new_finding(f: FileVerdict) -> bool:
+    """Whether a file has an INSECURE block that the baseline does not hold."""
+    insecure = [b for b in f.blocks if b.label == "INSECURE"]
+    return f.label == "INSECURE" and (
+        not insecure or any(b.baseline != "unchanged" for b in insecure)
+    )
+
+
+def scan(
+    options: ScanOptions,
+    predictor: Predictor,
+    progress: bool = False,
+    cache: VerdictCache | None = None,
+) -> ScanReport:
+    """Judge every Terraform file under `options.paths` (with `diff_ref`: every changed one).
 
     Args:
         options: What to scan and how to decide.
         predictor: Loaded model (`models.predict.Predictor`): uses `score`, `generate` (optional),
             `threshold`, `max_code_tokens`, `count_tokens` and `name`.
         progress: Show progress bars on stderr.
+        cache: Verdict cache of this predictor's judge (None: judge every chunk).
 
     Returns:
         The report; bad inputs are notifications, never exceptions.
 
     Raises:
-        InputError: An explicitly given ignore file is missing or unreadable.
+        InputError: An explicitly given ignore file is missing or unreadable; with `diff_ref`, the
+            root is not in a git work tree or the ref names no commit.
     """
     started = time.perf_counter()
-    root = options.root
+    root = options.root if options.root is not None else default_root(options.paths)
     threshold = options.threshold if options.threshold is not None else predictor.threshold
     ignore = load_ignore(options.ignore_file or root / ".axonignore", options.ignore_file is None)
+    changes = git_changes(root, options.diff_ref) if options.diff_ref is not None else None
     found, notifications = expand_paths(options.paths, root)
+    changed: dict[str, ChangedFile] = {}
+    if changes is not None:
+        found, notifications, changed = _only_changed(found, notifications, changes, root, options)
     max_code_tokens = predictor.max_code_tokens  # a property that may tokenize: read it once
 
     verdicts: dict[str, FileVerdict] = {}
@@ -214,15 +284,19 @@ def scan(options: ScanOptions, predictor: Predictor, progress: bool = False) -> 
             verdicts[rel] = FileVerdict(rel, "suppressed", blocks=[whole], reason=reason or None)
             continue
         chunks = plan_chunks(text, max_code_tokens, predictor.count_tokens, options.keep_comments)
+        if rel in changed and options.diff_scope == "blocks":
+            chunks = _changed_chunks(chunks, changed[rel], count_lines(text))
+            if not chunks:  # only lines outside every block changed (comments, blank lines)
+                continue
         verdict = FileVerdict(rel, "scanned")
         verdicts[rel] = verdict
         pending.append((verdict, chunks))
 
     judged = [c for _, chunks in pending for c in chunks if not c.suppressed]
-    scores = predictor.score([c.code for c in judged], progress=progress) if judged else []
-    explanations = _explain(predictor, judged, scores, threshold, options.explain, progress)
-    results = iter(zip(scores, explanations, strict=True))
-
+    results, stats = _judge(
+        predictor, [c.code for c in judged], threshold, options.explain, cache, progress
+    )
+    by_chunk = iter(results)
     for verdict, chunks in pending:
         for c in chunks:
             if c.suppressed:
@@ -232,11 +306,11 @@ def scan(options: ScanOptions, predictor: Predictor, progress: bool = False) -> 
                     )
                 )
                 continue
-            score, explanation = next(results)
+            score, explanation = next(by_chunk)
             label: Label = "INSECURE" if score >= threshold else "SECURE"
-            verdict.blocks.append(
-                BlockVerdict(c.start_line, c.end_line, c.resource, label, score, explanation)
-            )
+            block = BlockVerdict(c.start_line, c.end_line, c.resource, label, score, explanation)
+            block.text_sha256 = sha256_text(normalize_whitespace(strip_comments(c.code)))
+            verdict.blocks.append(block)
         scored = [b.score for b in verdict.blocks if b.score is not None]
         if not scored:  # every block suppressed
             verdict.status = "suppressed"
@@ -246,33 +320,124 @@ def scan(options: ScanOptions, predictor: Predictor, progress: bool = False) -> 
         insecure = any(b.label == "INSECURE" for b in verdict.blocks)
         verdict.label = "INSECURE" if insecure else "SECURE"
 
+    diff = None
+    if changes is not None:
+        diff = DiffInfo(changes.ref, changes.commit, options.diff_scope, len(found))
     return ScanReport(
         files=sorted(verdicts.values(), key=lambda v: v.path),
         notifications=notifications,
         model=predictor.name,
         threshold=threshold,
         seconds=round(time.perf_counter() - started, 3),
+        stats=stats,
+        diff=diff,
     )
 
 
-def _explain(
+def _only_changed(
+    found: list[tuple[Path, str]],
+    notes: list[Notification],
+    changes: Changes,
+    root: Path,
+    options: ScanOptions,
+) -> tuple[list[tuple[Path, str]], list[Notification], dict[str, ChangedFile]]:
+    """The files (and notifications) of `found` that changed since the ref, and their changes.
+
+    With diff_scope "blocks" a pure rename (no line changed) is left out: it holds no changed
+    block. Notifications about unchanged paths are dropped; those about the arguments themselves
+    (missing, no match) stay.
+    """
+    changed: dict[str, ChangedFile] = {}
+    kept: list[tuple[Path, str]] = []
+    for path, rel in found:
+        change = changes.get(path)
+        if change is not None and (options.diff_scope == "files" or change.edited):
+            kept.append((path, rel))
+            changed[rel] = change
+    notes = [
+        n
+        for n in notes
+        if n.kind in ("missing", "no-match")
+        or changes.get(Path(n.path) if Path(n.path).is_absolute() else root / n.path) is not None
+    ]
+    return kept, notes, changed
+
+
+def _changed_chunks(chunks: list[Chunk], change: ChangedFile, n_lines: int) -> list[Chunk]:
+    """The chunks whose lines changed; a whole-file chunk changes with any edit of the file."""
+    return [
+        c
+        for c in chunks
+        if (
+            change.edited
+            if c.start_line == 1 and c.end_line >= n_lines
+            else change.touches(c.start_line, c.end_line)
+        )
+    ]
+
+
+def _judge(
     predictor: Predictor,
-    judged: list[Chunk],
-    scores: list[float],
+    codes: list[str],
     threshold: float,
-    enabled: bool,
+    explain: bool,
+    cache: VerdictCache | None,
     progress: bool,
-) -> list[str]:
-    """Short explanations for the INSECURE chunks (empty strings elsewhere)."""
-    out = [""] * len(judged)
+) -> tuple[list[tuple[float, str]], ScanStats]:
+    """(score, explanation) of each code, each distinct text judged once, the cache consulted.
+
+    The explanation is "" unless `explain` and the predictor can generate: the report is then the
+    same with a cold cache, a warm one or none.
+    """
+    keys = [sha256_text(code) for code in codes]
+    text_of = dict(zip(keys, codes, strict=True))
+    stats = ScanStats(chunks=len(codes), unique=len(text_of), cache=cache is not None)
+    known: dict[str, CachedVerdict] = {}
+    if cache is not None:
+        corrupt_before = cache.counts.corrupt
+        for key in text_of:
+            hit = cache.get(key)
+            if hit is not None:
+                known[key] = hit
+        stats.corrupt = cache.counts.corrupt - corrupt_before
+    stats.cache_hits = len(known)
+
+    def store(key: str, verdict: CachedVerdict) -> None:
+        known[key] = verdict
+        if cache is not None:
+            cache.put(key, verdict)
+
+    # Shortest first: slices of similar lengths pad little in the predictor's batches.
+    missing = sorted((k for k in text_of if k not in known), key=lambda k: len(text_of[k]))
+    bar = tqdm(total=len(missing), desc="judging", unit="chunk", disable=not progress)
+    for part in _slices(missing):
+        for key, score in zip(part, predictor.score([text_of[k] for k in part]), strict=True):
+            store(key, CachedVerdict(float(score)))
+        bar.update(len(part))
+    bar.close()
+    stats.scored = len(missing)
+
     generate = getattr(predictor, "generate", None)
-    insecure = [i for i, s in enumerate(scores) if s >= threshold]
-    if not enabled or generate is None or not insecure:
-        return out
-    answers = generate([judged[i].code for i in insecure], progress=progress)
-    for i, answer in zip(insecure, answers, strict=True):
-        out[i] = explanation_from_answer(answer)
-    return out
+    show = explain and generate is not None
+    if show:
+        wanted = [
+            k for k in text_of if known[k].score >= threshold and known[k].explanation is None
+        ]
+        for part in _slices(wanted):
+            answers = generate([text_of[k] for k in part], progress=progress)
+            for key, answer in zip(part, answers, strict=True):
+                store(key, CachedVerdict(known[key].score, explanation_from_answer(answer)))
+        stats.explained = len(wanted)
+    out = []
+    for key in keys:
+        verdict = known[key]
+        shown = show and verdict.score >= threshold  # cached at a lower threshold: not shown
+        out.append((verdict.score, (verdict.explanation or "") if shown else ""))
+    return out, stats
+
+
+def _slices(keys: list[str]) -> list[list[str]]:
+    return [keys[i : i + SCORE_SLICE] for i in range(0, len(keys), SCORE_SLICE)]
 
 
 def explanation_from_answer(answer: str) -> str:
@@ -284,196 +449,3 @@ def explanation_from_answer(answer: str) -> str:
     lines = [line.strip() for line in answer.strip().splitlines()]
     items = [line[1:].strip() for line in lines[1:] if line.startswith("-") and line[1:].strip()]
     return "; ".join(expand_finding(item) for item in items)
-
-
-def load_ignore(path: Path, optional: bool = True) -> pathspec.PathSpec | None:
-    """Read a gitignore-style file; None when it is absent and `optional`.
-
-    Raises:
-        InputError: The file is missing (and not optional) or unreadable.
-    """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        if optional:
-            return None
-        raise InputError(f"ignore file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"cannot read ignore file {path}: {e}") from None
-    return pathspec.GitIgnoreSpec.from_lines(lines)
-
-
-def expand_paths(
-    paths: list[Path], root: Path
-) -> tuple[list[tuple[Path, str]], list[Notification]]:
-    """Turn files, folders and globs into the files to scan.
-
-    Args:
-        paths: What the user named.
-        root: Folder reported paths are relative to; links found under it may not leave it.
-
-    Returns:
-        (path, reported path) pairs, unique and sorted by reported path, and the notifications for
-        missing paths, empty globs and bad links.
-    """
-    root_abs = Path(os.path.abspath(root))
-    root_real = root.resolve()
-    files: dict[str, Path] = {}
-    notes: list[Notification] = []
-
-    def add_file(path: Path) -> None:
-        rel = _display(path, root_abs, root_real)
-        problem = _link_problem(path, rel, root_real)
-        if problem is not None:
-            notes.append(Notification(rel, *problem))
-        else:
-            files.setdefault(rel, path)
-
-    def walk(folder: Path, ancestors: frozenset[Path]) -> None:
-        try:
-            entries = sorted(folder.iterdir(), key=lambda p: p.name)
-        except OSError as e:
-            rel = _display(folder, root_abs, root_real)
-            notes.append(Notification(rel, "unreadable", f"cannot list folder: {_why(e)}"))
-            return
-        for entry in entries:
-            if entry.is_symlink():
-                rel = _display(entry, root_abs, root_real)
-                problem = _link_problem(entry, rel, root_real)
-                if problem is not None:
-                    notes.append(Notification(rel, *problem))
-                    continue
-                real = entry.resolve()
-                if real.is_dir():
-                    if real in ancestors:
-                        notes.append(Notification(rel, "link-loop", "link loops back to a parent"))
-                    elif entry.name not in SKIP_DIRS:
-                        walk(entry, ancestors | {real})
-                elif entry.suffix == ".tf" and real.is_file():
-                    files.setdefault(rel, entry)
-            elif entry.is_dir():
-                if entry.name not in SKIP_DIRS:
-                    walk(entry, ancestors | {entry.resolve()})
-            elif entry.suffix == ".tf" and entry.is_file():
-                files.setdefault(_display(entry, root_abs, root_real), entry)
-
-    for given in paths:
-        text = str(given)
-        if given.is_dir():
-            rel = _display(given, root_abs, root_real)
-            problem = _link_problem(given, rel, root_real) if given.is_symlink() else None
-            if problem is not None:
-                notes.append(Notification(rel, *problem))
-            else:
-                walk(given, frozenset({given.resolve()}))
-        elif given.is_symlink() or given.exists():
-            add_file(given)
-        elif _GLOB_CHARS & set(text):
-            matches = sorted(glob.glob(text, recursive=True))
-            if not matches:
-                notes.append(Notification(text, "no-match", "no files match this pattern"))
-            for match in matches:
-                path = Path(match)
-                if path.is_dir():
-                    walk(path, frozenset({path.resolve()}))
-                else:
-                    add_file(path)
-        else:
-            notes.append(Notification(text, "missing", "no such file or folder"))
-    return [(path, rel) for rel, path in sorted(files.items())], notes
-
-
-def _display(path: Path, root_abs: Path, root_real: Path) -> str:
-    """Reported path: relative posix under the root, else the absolute path."""
-    absolute = Path(os.path.abspath(path))
-    if absolute.is_relative_to(root_abs):
-        return absolute.relative_to(root_abs).as_posix()
-    # The root may be reached through a link (macOS /tmp): compare real folders too.
-    real_parent = absolute.parent.resolve() / absolute.name
-    if real_parent.is_relative_to(root_real):
-        return real_parent.relative_to(root_real).as_posix()
-    return absolute.as_posix()
-
-
-def _link_problem(path: Path, rel: str, root_real: Path) -> tuple[NotificationKind, str] | None:
-    """Why a path (or a link on its way) cannot be followed; None when it is fine."""
-    try:
-        real = path.resolve(strict=True)
-    except RuntimeError:  # Python 3.11 reports a symlink loop this way
-        return "link-loop", "link loops"
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "link-loop", "link loops"
-        if path.is_symlink():
-            return "missing", "broken link: its target does not exist"
-        return "unreadable", f"cannot read: {_why(e)}"
-    inside = not Path(rel).is_absolute()
-    if inside and not real.is_relative_to(root_real):
-        return "link-outside-root", "link leaves the scan root"
-    return None
-
-
-def read_terraform(path: Path, rel: str, max_bytes: int) -> str | Notification:
-    """Read and check one file.
-
-    Args:
-        path: The file.
-        rel: Its reported path (for the notification).
-        max_bytes: Size limit.
-
-    Returns:
-        The text with `\\n` line ends when it is valid HCL or suppressed on line 1, else the
-        notification saying why it cannot be scanned.
-    """
-    try:
-        if not path.is_file():
-            return Notification(rel, "unreadable", "not a regular file")
-        size = path.stat().st_size
-        if size > max_bytes:
-            message = f"larger than {max_bytes} bytes ({size} bytes), skipped"
-            return Notification(rel, "oversize", message, "warning")
-        data = path.read_bytes()
-    except OSError as e:
-        return Notification(rel, "unreadable", f"cannot read: {_why(e)}")
-    if b"\x00" in data:
-        return Notification(rel, "binary", "binary file (contains NUL bytes)")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        message = f"not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start})"
-        return Notification(rel, "encoding", message)
-    text = text.replace("\r\n", "\n")
-    if file_suppression(text) is not None:
-        return text  # skipped whole: its content does not matter
-    if not strip_comments(text).strip():
-        what = "empty file" if not text.strip() else "no Terraform code (only comments)"
-        return Notification(rel, "empty", what, "warning")
-    try:
-        hcl2.loads(text)
-    except Exception as e:  # lark raises many types; any parse failure is bad input
-        return Notification(rel, "invalid-hcl", _hcl_error(e))
-    return text
-
-
-def _hcl_error(error: Exception) -> str:
-    """One line describing an hcl2/lark parse error."""
-    token = getattr(error, "token", None)  # lark UnexpectedToken
-    char = getattr(error, "char", None)  # lark UnexpectedCharacters
-    if token is not None and getattr(token, "type", "") == "$END":
-        return "invalid HCL: unexpected end of file"
-    if token is not None:
-        newline = str(getattr(token, "type", "")).startswith("_NEW_LINE")
-        detail = "unexpected line break" if newline else f"unexpected {str(token)!r}"
-    elif char is not None:
-        detail = f"unexpected character {char!r}"
-    else:
-        detail = " ".join(str(error).split()) or type(error).__name__
-    line, column = getattr(error, "line", None), getattr(error, "column", None)
-    if isinstance(line, int) and line > 0 and isinstance(column, int) and column > 0:
-        return f"invalid HCL at line {line}, column {column}: {detail}"
-    return f"invalid HCL: {detail}"
-
-
-def _why(error: OSError) -> str:
-    """The OS's reason without the path (which the notification already shows)."""
-    return error.strerror or type(error).__name__

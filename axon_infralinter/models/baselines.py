@@ -3,6 +3,8 @@
 - Checkov and tfsec (`evaluate_baselines`), through `data.scanner.scan_texts` on the exact code
   the records hold, labelled with `data.scanner.apply_policy` restricted to that one tool;
 - the constant "always INSECURE" reference (`constant_run`);
+- `tfidf-logreg`, the bag-of-words baseline (`tfidf_runs`, `models.bow`), trained on the data
+  set's training split and thresholded on its validation split;
 - the cross-labeler view (`cross_labeler_views`): every run scored again against labels made by
   one scanner alone, recomputed from the records' stored findings, so a scanner is not only
   graded by labels it made itself. `labeler` is true for a scanner that made the labels it is
@@ -18,6 +20,7 @@ from typing import Any
 
 from axon_infralinter.data import scanner
 from axon_infralinter.data.prompt import split_prompt
+from axon_infralinter.models.bow import TFIDF_MODEL, code_of, load_or_fit
 from axon_infralinter.models.eval_config import (
     CONSTANT_MODEL,
     SCANNERS,
@@ -36,7 +39,7 @@ from axon_infralinter.models.runs import (
     write_run,
     write_unless_finished,
 )
-from axon_infralinter.schema import EvalRun, label_to_int
+from axon_infralinter.schema import EvalRun, label_to_int, read_records
 from axon_infralinter.settings import Settings, load_settings
 
 
@@ -156,11 +159,65 @@ def baseline_runs(
             run = _scanner_run(tool, records, config, settings, policy, run_fingerprint, progress)
             found = (run, write_run(config.runs_dir, run))
         out.append(found)
-        if label_source == "both":
+        if label_source == "both" and config.pairs_dir is None:  # pairs: the pairwise score only
             other = [s for s in SCANNERS if s != tool]
             for view in cross_labeler_views(found[0], records, policy, other):
                 out.append(write_unless_finished(config, view))
+    if (config.data_dir / "train.jsonl").is_file():
+        out.extend(tfidf_runs(records, config, policy))
     return out
+
+
+def tfidf_runs(records: list[dict[str, Any]], config: EvalConfig, policy: str) -> list[Done]:
+    """The tfidf-logreg run on `records` (and its cross-labeler views), written or reused.
+
+    Trained on `config.data_dir`'s train split, C and threshold chosen on its val split; the
+    fitted model is stored in `<runs_dir>/tfidf-logreg/` (`models.bow.load_or_fit`).
+    `baseline_runs` calls it when the data set has a train split (an external `--labels` folder
+    without one gets the scanner baselines only).
+
+    Raises:
+        InputError: no val split, or a malformed split.
+    """
+    required = ("id", "label", "input_text")
+    train = read_records(config.data_dir / "train.jsonl", required)
+    val = read_records(config.data_dir / "val.jsonl", required)
+    started = time.perf_counter()
+    model = load_or_fit(config.runs_dir / TFIDF_MODEL, train, val)
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    scores = model.scores([code_of(r) for r in records])
+    total_s = time.perf_counter() - started
+    seconds = [total_s / max(len(records), 1)] * len(records)
+    runtime = runtime_stats(seconds, total_s)
+    runtime.update(tokens_per_s=None, peak_rss_mb=peak_rss_mb(), fit_seconds=round(fit_s, 3))
+    info = {k: v for k, v in model.info.items() if not k.endswith("_key")}
+    run = make_run(
+        model=TFIDF_MODEL,
+        config=config,
+        records=records,
+        mode="score",
+        seed=None,
+        labeler=False,
+        label_source=config.label_source,
+        run_config={
+            "threshold": model.threshold,
+            "tfidf": info,
+            "fingerprint": fingerprint({"model": TFIDF_MODEL, **model.info}),
+        },
+        y_pred=[int(s >= model.threshold) for s in scores],
+        scores=scores,
+        outputs=[None] * len(records),
+        seconds=seconds,
+        runtime=runtime,
+    )
+    done = [write_unless_finished(config, run)]
+    if config.label_source == "both" and config.pairs_dir is None:
+        done.extend(
+            write_unless_finished(config, view)
+            for view in cross_labeler_views(done[0][0], records, policy)
+        )
+    return done
 
 
 def _scanner_run(

@@ -42,6 +42,7 @@ from tqdm import tqdm
 
 from axon_infralinter.errors import ConfigError, InputError
 from axon_infralinter.files import atomic_write_json, atomic_write_text
+from axon_infralinter.models.bow import TFIDF_MODEL
 from axon_infralinter.models.eval_config import CONSTANT_MODEL, SCANNERS, EvalConfig
 from axon_infralinter.models.evaluate import evaluate
 from axon_infralinter.models.metrics import (
@@ -50,6 +51,7 @@ from axon_infralinter.models.metrics import (
     finite_or_none,
     sample_metrics,
 )
+from axon_infralinter.models.pairwise import PAIRS_SUBDIR, pairwise_rows
 from axon_infralinter.models.runs import (
     SUMMARY_JSON,
     is_deterministic,
@@ -59,7 +61,13 @@ from axon_infralinter.models.runs import (
     row_mode,
     run_label_source,
 )
-from axon_infralinter.models.stats import bootstrap_ci, cluster_counts, compare_paired, run_arrays
+from axon_infralinter.models.stats import (
+    bootstrap_ci,
+    cluster_counts,
+    compare_paired,
+    difference_ci,
+    run_arrays,
+)
 from axon_infralinter.models.summary_md import LABELER_CAVEAT, render_markdown
 from axon_infralinter.schema import EvalRun, read_adapter_meta
 from axon_infralinter.settings import Settings
@@ -72,10 +80,14 @@ SUMMARY_MD = "summary.md"
 # ----------------------------------------------------------------------------- rows
 
 
-def model_kind(model: str) -> Literal["finetuned", "llm", "base", "scanner", "constant"]:
+def model_kind(
+    model: str,
+) -> Literal["finetuned", "llm", "base", "baseline", "scanner", "constant"]:
     """Which family a model name belongs to (decides table order and figure colours)."""
     if model in SCANNERS:
         return "scanner"
+    if model == TFIDF_MODEL:
+        return "baseline"
     if model == CONSTANT_MODEL:
         return "constant"
     if model.startswith("axon_lora"):
@@ -85,7 +97,7 @@ def model_kind(model: str) -> Literal["finetuned", "llm", "base", "scanner", "co
     return "llm"
 
 
-_KIND_ORDER = {"finetuned": 0, "llm": 1, "base": 2, "scanner": 3, "constant": 4}
+_KIND_ORDER = {"finetuned": 0, "llm": 1, "base": 2, "baseline": 3, "scanner": 4, "constant": 5}
 _MODE_ORDER = {"score": 0, "generate": 1, "scan": 2, "constant": 3}
 
 
@@ -160,9 +172,28 @@ def summarize(
             if source != label_source
         },
         "caveat": LABELER_CAVEAT,
+        "pairwise": _pairwise(runs_dir / PAIRS_SUBDIR, n_boot, seed),
     }
     summary["warnings"] = warnings + summary["warnings"]
     return summary
+
+
+def _pairwise(folder: Path, n_boot: int, seed: int) -> dict[str, Any] | None:
+    """The pairwise rows of the runs over minimal pairs in `folder` (None: no such runs)."""
+    runs, _ = load_runs(folder)
+    rows = sorted(
+        pairwise_rows(runs, n_boot=max(n_boot, 1), seed=seed),
+        key=lambda r: _row_sort_key((r["model"], r["mode"])),
+    )
+    if not rows:
+        return None
+    return {
+        "runs_dir": str(folder),
+        "pairs_file": runs[0]["dataset"].get("path"),
+        "rows": rows,
+        "definition": "share of test pairs whose broken (INSECURE) member gets the higher score; "
+        "ties count 1/2; 95% CI: repository bootstrap",
+    }
 
 
 def _summarize_runs(
@@ -197,8 +228,9 @@ def _summarize_runs(
     if target is not None:
         first = groups[target][0]
         for key in keys:
-            if key != target and model_kind(key[0]) in ("scanner", "base"):
+            if key != target and model_kind(key[0]) in ("scanner", "base", "baseline"):
                 comparisons.append(compare_paired(first, groups[key][0]))
+    differences = _differences(groups, target, clusters, counts)
 
     return {
         "label_source": label_source,
@@ -216,8 +248,37 @@ def _summarize_runs(
         "finetuned": None if target is None else {"model": target[0], "mode": target[1]},
         "rows": rows,
         "mcnemar": comparisons,
+        "differences": differences,
         "warnings": warnings,
     }
+
+
+def _differences(
+    groups: dict[tuple[str, str], list[EvalRun]],
+    target: tuple[str, str] | None,
+    clusters: list[str],
+    counts: Any,
+) -> list[dict[str, Any]]:
+    """F1 and ROC-AUC of the fine-tuned row minus the bag-of-words row's, with a paired
+    repository-bootstrap 95% CI (run 1 of each, on the same replicates; none when not both there)."""
+    baseline = (TFIDF_MODEL, "score")
+    if target is None or baseline not in groups or counts is None:
+        return []
+    a, b = groups[target][0], groups[baseline][0]
+    try:
+        intervals = difference_ci(a, b, clusters, counts)
+    except ValueError:
+        return []  # not the same files: no paired difference
+    out = []
+    for metric in ("f1", "roc_auc"):
+        va, vb = a["metrics"].get(metric), b["metrics"].get(metric)
+        out.append({
+            "model": target[0], "mode": target[1], "vs_model": baseline[0], "vs_mode": baseline[1],
+            "metric": metric,
+            "difference": None if va is None or vb is None else float(va) - float(vb),
+            "ci": intervals[metric],
+        })  # fmt: skip
+    return out
 
 
 def _summarize_row(
@@ -352,6 +413,9 @@ class BenchmarkConfig:
     """Labels the summary is computed against."""
     n_boot: int = 2000
     """Bootstrap replicates in the summary."""
+    pairs_dir: Path | None = None
+    """Also score the minimal pairs of this folder (`axon dataset mutate`) with the adapter, the
+    baselines and the base model: the summary's pairwise score (--pairs)."""
 
     def __post_init__(self) -> None:
         if self.runs <= 0:
@@ -518,4 +582,11 @@ def _plan(config: BenchmarkConfig, settings: Settings) -> list[_Step]:
     if config.train_seeds:
         for k in range(1, config.runs + 1):
             steps.append(_Step(f"adapter seed {k}", {}, settings, train_seed=k))
+    if config.pairs_dir is not None:
+        # The pairwise score of every row that has scores (score mode, scanners, tfidf-logreg).
+        pairs = [s for s in steps if s.fields.get("mode") == "score" and s.train_seed is None]
+        steps.extend(
+            _Step(f"pairs: {s.label}", {**s.fields, "pairs_dir": config.pairs_dir}, s.settings)
+            for s in pairs
+        )
     return steps

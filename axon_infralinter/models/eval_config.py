@@ -55,12 +55,19 @@ class EvalConfig:
     """Prompts per model call (--batch-size); the predictor's own default."""
     policy: str | None = scanner.DEFAULT_POLICY
     """Label policy name for baselines and cross-labeler views (--policy); None: the default."""
+    pairs_dir: Path | None = None
+    """Evaluate on the minimal pairs of this folder's `test.jsonl` (`axon dataset mutate`) instead
+    of the test files (--pairs); runs go to `<runs_dir>/pairs/`, baselines still train on
+    `data_dir`'s splits."""
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         self.runs_dir = Path(self.runs_dir)
         self.adapter = Path(self.adapter) if self.adapter is not None else None
         self.labels_csv = Path(self.labels_csv) if self.labels_csv is not None else None
+        self.pairs_dir = Path(self.pairs_dir) if self.pairs_dir is not None else None
+        if self.pairs_dir is not None and self.labels_csv is not None:
+            raise ConfigError("--pairs and --labels cannot be combined")
         if self.mode not in ("score", "generate"):
             raise ConfigError(f"--mode must be score or generate, got {self.mode!r}")
         if self.run_id < 1:
@@ -82,6 +89,8 @@ class EvalConfig:
     @property
     def source_path(self) -> Path:
         """The file the evaluated records come from (recorded as `dataset.path`)."""
+        if self.pairs_dir is not None:
+            return self.pairs_dir / "test.jsonl"
         return self.labels_csv if self.labels_csv is not None else self.data_dir / "test.jsonl"
 
 

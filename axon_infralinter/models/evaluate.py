@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -35,6 +36,7 @@ from tqdm import tqdm
 
 from axon_infralinter.data.prompt import build_prompt, build_target
 from axon_infralinter.errors import InputError
+from axon_infralinter.executor import Executor
 from axon_infralinter.files import sha256_file
 from axon_infralinter.models import predict
 from axon_infralinter.models.baselines import (
@@ -45,7 +47,9 @@ from axon_infralinter.models.baselines import (
 )
 from axon_infralinter.models.eval_config import EvalConfig, resolve_policy
 from axon_infralinter.models.metrics import metrics
+from axon_infralinter.models.pairwise import PAIRS_SUBDIR
 from axon_infralinter.models.predict import Predictor
+from axon_infralinter.models.remote import RemotePredictor, map_batches
 from axon_infralinter.models.runs import (
     Done,
     dataset_info,
@@ -64,6 +68,7 @@ from axon_infralinter.schema import (
     Label,
     label_to_int,
     read_adapter_meta,
+    read_records,
 )
 from axon_infralinter.settings import Settings, load_settings
 
@@ -117,6 +122,27 @@ def load_test_records(data_dir: Path) -> list[dict[str, Any]]:
             records.append(record)
     if not records:
         raise InputError(f"{path} is empty: no test records to evaluate")
+    return records
+
+
+PAIR_RECORD_KEYS = ("id", "path", "repo", "label", "input_text", "pair_id", "role")
+"""What `axon evaluate --pairs` reads from each pair member."""
+PAIR_ROLES = ("broken", "clean")
+
+
+def load_pairs(pairs_dir: Path) -> list[dict[str, Any]]:
+    """The test pairs of `pairs_dir` (`axon dataset mutate`): the broken and clean members.
+
+    Raises:
+        InputError: missing, malformed or empty `test.jsonl`.
+    """
+    path = pairs_dir / "test.jsonl"
+    if not path.is_file():
+        raise InputError(f"--pairs {pairs_dir}: no test.jsonl there (run `axon dataset mutate`)")
+    # Neutral variants (edits that should not matter) are training data: no pairwise score.
+    records = [r for r in read_records(path, PAIR_RECORD_KEYS) if r["role"] in PAIR_ROLES]
+    if not records:
+        raise InputError(f"{path} holds no broken/clean pair: nothing to rank")
     return records
 
 
@@ -389,12 +415,19 @@ def _answer(
     prompts = [r["input_text"] for r in records]
     answers = _Answers.empty(n)
     bar = tqdm(total=n, desc=f"{predictor.name} ({config.mode})", unit="file", disable=not progress)
-    for k, chunk in enumerate(_chunks(n, config.batch_size)):
-        t0 = time.perf_counter()
-        got = _ask(predictor, [prompts[i] for i in chunk], config, settings, do_sample, k)
+    chunks = _chunks(n, config.batch_size)
+    # One task per batch: here, or on the workers of a RemotePredictor (--engine dask).
+    asked = map_batches(
+        predictor,
+        functools.partial(_ask_batch, config, settings, do_sample),
+        [(k, [prompts[i] for i in chunk]) for k, chunk in enumerate(chunks)],
+        lambda k, _: bar.update(len(chunks[k])),
+    )
+    for chunk, done in zip(chunks, asked, strict=True):
+        got = done.value
         if len(got) != len(chunk):
             raise RuntimeError(f"predictor returned {len(got)} results for {len(chunk)} prompts")
-        per_file = (time.perf_counter() - t0) / len(chunk)
+        per_file = done.seconds / len(chunk)
         for i, value in zip(chunk, got, strict=True):
             answers.seconds[i] = per_file
             if config.mode == "score":
@@ -404,7 +437,6 @@ def _answer(
                 answers.y_pred[i] = int(score >= predictor.threshold) if finite else None
             else:
                 answers.outputs[i] = value
-        bar.update(len(chunk))
     bar.close()
     if config.mode == "generate":
         for i, output in enumerate(answers.outputs):
@@ -413,6 +445,18 @@ def _answer(
     elif config.explain:
         _explain(prompts, predictor, config, answers)
     return answers
+
+
+def _ask_batch(
+    config: EvalConfig,
+    settings: Settings,
+    do_sample: bool,
+    predictor: Predictor,
+    job: tuple[int, list[str]],
+) -> list[Any]:
+    """`_ask` on batch `job` = (k, prompts): the task `map_batches` runs, here or on a worker."""
+    k, batch = job
+    return _ask(predictor, batch, config, settings, do_sample, k)
 
 
 def _ask(
@@ -493,7 +537,11 @@ def spaced_sample(records: Sequence[dict[str, Any]], limit: int | None) -> list[
 
 
 def evaluate(
-    config: EvalConfig, settings: Settings | None = None, *, progress: bool = True
+    config: EvalConfig,
+    settings: Settings | None = None,
+    *,
+    progress: bool = True,
+    executor: Executor | None = None,
 ) -> list[Path]:
     """`axon evaluate`: the LLM, the constant reference, optionally the baselines; write runs.
 
@@ -509,6 +557,8 @@ def evaluate(
         config: What to evaluate.
         settings: Environment settings (default: `load_settings()`).
         progress: Show progress bars on stderr.
+        executor: Score on its workers, each loading the model once (`--engine dask`;
+            `models.remote`); None: here. The predictions are the same either way.
 
     Returns:
         Paths of all run files of this evaluation (written now or reused), LLM first.
@@ -519,12 +569,16 @@ def evaluate(
         ConfigError: unknown label policy.
     """
     settings = settings or load_settings()
-    if config.labels_csv is not None:
+    if config.pairs_dir is not None:
+        records = load_pairs(config.pairs_dir)
+        config = dataclasses.replace(config, runs_dir=config.runs_dir / PAIRS_SUBDIR)
+    elif config.labels_csv is not None:
         records = load_labels_csv(config.labels_csv)
     else:
         records = load_test_records(config.data_dir)
     records = spaced_sample(records, config.limit)
-    cross = config.label_source == "both"
+    # Pairs are scored for the pairwise metric only: no cross-labeler views of them.
+    cross = config.label_source == "both" and config.pairs_dir is None
     # Fail on a bad policy before minutes of model work, not after.
     policy = resolve_policy(config.policy) if cross or config.baselines else None
     config = dataclasses.replace(config, adapter=resolve_adapter(config, settings))
@@ -533,6 +587,8 @@ def evaluate(
     predictor = predict.load_predictor(
         config.adapter, base_model=config.base_model, settings=settings
     )
+    if executor is not None:
+        predictor = RemotePredictor.wrap(predictor, executor, base_model=config.base_model)
     llm = _evaluate_llm(records, predictor, config, settings, progress)
     constant = write_unless_finished(config, constant_run(records, config, config.label_source))
     done = [llm, constant]

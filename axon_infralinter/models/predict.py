@@ -67,6 +67,8 @@ class Predictor:
     max_length: int = DEFAULT_MAX_LENGTH
     keep_comments: bool = False
     adapter: Path | None = None
+    base_model: str = EMBEDDED_SMOLLM2
+    """The base model it was loaded from (`load_base_model` name: embedded, folder or HF id)."""
     bf16_autocast: bool = True
     """On a CPU with bf16 support, run the matmuls in bf16 (False: plain fp32)."""
     tokens_processed: int = 0
@@ -374,6 +376,7 @@ def load_predictor(
         max_length=max_length or (meta and meta.max_length) or DEFAULT_MAX_LENGTH,
         keep_comments=keep_comments,
         adapter=adapter,
+        base_model=base,
         bf16_autocast=use_bf16,
     )
 
@@ -395,10 +398,23 @@ def _attach_adapter(model: Any, adapter: Path, base: str, merge: bool) -> Any:
 
 
 def _store_projections_in_bf16(model: Any) -> None:
-    """Cast every nn.Linear but the LM head (tied to the embeddings) to bf16, in place."""
+    """Cast every nn.Linear but the LM head (tied to the embeddings) to bf16, in place.
+
+    The weights that stay fp32 (embeddings, norms) are first copied out of the safetensors file
+    mapping they were loaded as views of: once the last projection is cast, nothing refers to the
+    mapping, so it is released with the merged fp32 projections that the LoRA merge wrote into it
+    (copy-on-write, ~425 MB for SmolLM2). Without the copy the mapping lived on: `axon scan` held
+    1.0 GiB after loading instead of 0.6 and peaked at 1.53 GiB with explanations on 50 corpus
+    files. The same values bit for bit.
+    """
     import torch
 
     head = model.get_output_embeddings()
-    for module in model.modules():
-        if isinstance(module, torch.nn.Linear) and module is not head:
-            module.to(torch.bfloat16)
+    projections = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head]
+    cast = {id(p) for m in projections for p in m.parameters(recurse=False)}
+    with torch.no_grad():
+        for param in model.parameters():
+            if id(param) not in cast:
+                param.data = param.data.clone()
+    for module in projections:
+        module.to(torch.bfloat16)

@@ -29,6 +29,8 @@ from axon_infralinter.schema import EvalRun, label_to_int, read_eval_run
 
 #: The benchmark summary written beside the run files; never read as a run.
 SUMMARY_JSON = "summary.json"
+PAIR_KEYS = ("pair_id", "role")
+"""Record keys a prediction copies from a pair member."""
 
 Done = tuple[EvalRun, Path]
 """A run and the file it is in."""
@@ -201,6 +203,8 @@ def make_run(
             "output": o,
             "parsed": p is not None,
             "seconds": sec,
+            # A pair member (`axon evaluate --pairs`) keeps its pair: the pairwise score needs it.
+            **{key: r[key] for key in PAIR_KEYS if key in r},
         }
         for r, t, p, s, o, sec in zip(
             records, y_true, y_pred, scores, outputs, seconds, strict=True

@@ -55,6 +55,47 @@ def cluster_counts(n_clusters: int, n_boot: int, seed: int) -> np.ndarray:
     return np.bincount(flat, minlength=n_boot * n_clusters).reshape(n_boot, n_clusters)
 
 
+def replicate_metrics(
+    run: EvalRun, clusters: Sequence[str], counts: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every metric of `run` on every replicate of `counts` (NaN where undefined).
+
+    Args:
+        run: One run.
+        clusters: Cluster (repository) names; column j of `counts` is `clusters[j]`.
+        counts: (replicates, clusters) draw counts from `cluster_counts`.
+    """
+    index = {c: j for j, c in enumerate(clusters)}
+    n_boot = counts.shape[0]
+    values = {m: np.zeros(n_boot) for m in METRICS}
+    y_true, y_pred, score, repos = run_arrays(run)
+    if not len(y_true):
+        return {m: np.full(n_boot, np.nan) for m in METRICS}
+    ci = np.array([index[r] for r in repos], dtype=np.int64)
+    per_cluster = np.zeros((len(clusters), 4))
+    cell = 2 * y_true + y_pred  # 0 tn, 1 fp, 2 fn, 3 tp
+    np.add.at(per_cluster, (ci, cell), 1.0)
+    for lo in range(0, n_boot, _CHUNK):
+        block = counts[lo : lo + _CHUNK].astype(np.float64)
+        chunk = confusion_metrics(block @ per_cluster)
+        if score is not None:
+            chunk.update(ranking_metrics(block[:, ci], y_true, score))
+        else:
+            chunk.update({"roc_auc": np.nan, "pr_auc": np.nan})
+        for m in METRICS:
+            values[m][lo : lo + _CHUNK] = chunk[m]
+    return values
+
+
+def _interval(values: np.ndarray, level: float) -> list[float] | None:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    alpha = (1 - level) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return [float(low), float(high)]
+
+
 def bootstrap_ci(
     runs: Sequence[EvalRun],
     clusters: Sequence[str],
@@ -72,39 +113,34 @@ def bootstrap_ci(
     Returns:
         metric -> [low, high], or None where no replicate defines it.
     """
-    index = {c: j for j, c in enumerate(clusters)}
     n_boot = counts.shape[0]
     sums = {m: np.zeros(n_boot) for m in METRICS}
     for run in runs:
-        y_true, y_pred, score, repos = run_arrays(run)
-        if not len(y_true):
-            for m in METRICS:
-                sums[m][:] = np.nan
-            continue
-        ci = np.array([index[r] for r in repos], dtype=np.int64)
-        per_cluster = np.zeros((len(clusters), 4))
-        cell = 2 * y_true + y_pred  # 0 tn, 1 fp, 2 fn, 3 tp
-        np.add.at(per_cluster, (ci, cell), 1.0)
-        for lo in range(0, n_boot, _CHUNK):
-            block = counts[lo : lo + _CHUNK].astype(np.float64)
-            values = confusion_metrics(block @ per_cluster)
-            if score is not None:
-                values.update(ranking_metrics(block[:, ci], y_true, score))
-            else:
-                values.update({"roc_auc": np.nan, "pr_auc": np.nan})
-            for m in METRICS:
-                sums[m][lo : lo + _CHUNK] += values[m]
-    alpha = (1 - level) / 2
-    out: dict[str, list[float] | None] = {}
-    for m in METRICS:
-        mean = sums[m] / max(len(runs), 1)
-        finite = mean[np.isfinite(mean)]
-        if not len(finite):
-            out[m] = None
-            continue
-        low, high = np.quantile(finite, [alpha, 1 - alpha])
-        out[m] = [float(low), float(high)]
-    return out
+        values = replicate_metrics(run, clusters, counts)
+        for m in METRICS:
+            sums[m] += values[m]
+    return {m: _interval(sums[m] / max(len(runs), 1), level) for m in METRICS}
+
+
+def difference_ci(
+    run_a: EvalRun,
+    run_b: EvalRun,
+    clusters: Sequence[str],
+    counts: np.ndarray,
+    level: float = 0.95,
+) -> dict[str, list[float] | None]:
+    """Paired percentile CI of metric(a) - metric(b): both runs scored on the same replicates.
+
+    Raises:
+        ValueError: the runs are not over the same files.
+    """
+    if sorted(p["id"] for p in run_a["predictions"]) != sorted(
+        p["id"] for p in run_b["predictions"]
+    ):
+        raise ValueError("difference_ci needs two runs over the same files")
+    a = replicate_metrics(run_a, clusters, counts)
+    b = replicate_metrics(run_b, clusters, counts)
+    return {m: _interval(a[m] - b[m], level) for m in METRICS}
 
 
 # ---------------------------------------------------------------------------------------------

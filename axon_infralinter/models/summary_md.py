@@ -89,7 +89,45 @@ def _render_block(block: dict[str, Any], heading: str) -> list[str]:
                 f"{_fmt_p(c['p_value'])} |"
             )
         lines.append("")
+    if block.get("differences"):
+        lines += [
+            f"{heading} Fine-tuned model minus the bag-of-words baseline (paired repository "
+            "bootstrap, same files and replicates)",
+            "",
+            "| model | vs | metric | difference [95% CI] |",
+            "|---|---|---|---|",
+        ]
+        for d in block["differences"]:
+            ci = d["ci"]
+            cell = _fmt(d["difference"]) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+            lines.append(
+                f"| {d['model']} ({d['mode']}) | {d['vs_model']} | {d['metric']} | {cell} |"
+            )
+        lines.append("")
     return lines
+
+
+def render_pairwise(pairwise: dict[str, Any] | None, heading: str) -> list[str]:
+    """The minimal-pairs table (`models.pairwise`), as markdown lines (none without pairs)."""
+    if not pairwise:
+        return []
+    lines = [
+        f"{heading} Minimal pairs: does the judge rank the broken member above the fixed one?",
+        "",
+        f"Pairs from `{pairwise['pairs_file']}`; pairwise = {pairwise['definition']}. "
+        "Both correct: both members get the right verdict at the row's threshold.",
+        "",
+        "| model | mode | pairs | repos | pairwise [95% CI] | ties | both correct |",
+        "|---|---|---:|---:|---|---:|---:|",
+    ]
+    for row in pairwise["rows"]:
+        ci = row["ci"]
+        cell = f"{_fmt(row['pairwise'])} [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "–"
+        lines.append(
+            f"| {row['model']} | {row['mode']} | {row['pairs']} | {row['repos']} | {cell} | "
+            f"{_fmt(row['ties'], 2)} | {_fmt(row['both_correct'])} |"
+        )
+    return [*lines, ""]
 
 
 def render_markdown(summary: dict[str, Any], heading: str = "#") -> str:
@@ -115,6 +153,7 @@ def render_markdown(summary: dict[str, Any], heading: str = "#") -> str:
         "",
         *_render_block(summary, sub),
     ]
+    lines += render_pairwise(summary.get("pairwise"), sub)
     for source, block in summary.get("cross_labeler", {}).items():
         lines += [
             f"{sub} Cross-labeler view: labels from {source} only",

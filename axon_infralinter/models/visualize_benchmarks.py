@@ -6,6 +6,7 @@
 * `metrics_comparison.png` – accuracy, precision, recall, F1 per row with bootstrap 95% CIs;
 * `runtime_comparison.png` – seconds per test file per row, log scale;
 * `confusion_matrices.png` – one annotated confusion matrix per row;
+* `pairwise.png` – the minimal-pairs score per row (only with pairs runs, `axon evaluate --pairs`);
 * `pr_curve.png` – precision–recall and ROC curves of score-mode rows, operating points of the
   rest (scanners, generate mode, the constant baseline);
 * `training_loss.png` – train and target-token validation loss, learning rate, tokens/s from a
@@ -23,29 +24,34 @@ Examples:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 from axon_infralinter.errors import InputError
-from axon_infralinter.files import atomic_write_bytes, atomic_write_text
-from axon_infralinter.models.benchmark_multi_run import model_kind, summarize
+from axon_infralinter.files import atomic_write_text
+from axon_infralinter.models.benchmark_multi_run import summarize
 from axon_infralinter.models.eval_config import CONSTANT_MODEL
+from axon_infralinter.models.figure_style import (
+    BASE_ORANGE,
+    DPI,
+    FINETUNED_BLUE,
+    hatch,
+    labeler_handles,
+    labeler_note,
+    model_color,
+    row_label,
+    save_figure,
+)
 from axon_infralinter.models.runs import load_runs, row_mode, run_label_source
 from axon_infralinter.models.summary_md import LABELER_CAVEAT, render_markdown
+from axon_infralinter.models.visualize_pairwise import plot_pairwise
 from axon_infralinter.schema import EvalRun
 
-DPI = 150
 #: Metrics of the grouped bar chart, with their axis names.
 BAR_METRICS: tuple[tuple[str, str], ...] = (
     ("accuracy", "accuracy"),
@@ -53,71 +59,6 @@ BAR_METRICS: tuple[tuple[str, str], ...] = (
     ("recall", "recall"),
     ("f1", "F1"),
 )
-_SCANNER_GREYS = {"checkov": "#555555", "tfsec": "#9a9a9a"}
-_OTHER_COLORS = ("#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#d62728")
-_FINETUNED_BLUE = "#1f5fbf"
-_BASE_ORANGE = "#ff7f0e"
-_GENERATE_HATCH = "///"
-
-
-def model_color(model: str) -> str:
-    """The colour of a model in every figure.
-
-    Scanners are grey tones, the constant baseline black, the fine-tuned model blue (adapters
-    trained with other seeds lighter blues), base models orange, other models a fixed colour
-    chosen from a stable hash of the name.
-    """
-    kind = model_kind(model)
-    if kind == "scanner":
-        return _SCANNER_GREYS.get(model, "#777777")
-    if kind == "constant":
-        return "#000000"
-    if kind == "finetuned":
-        seed = re.search(r"_seed(\d+)$", model)
-        if seed is None:
-            return _FINETUNED_BLUE
-        # Seed k: mix the blue with white, 15-60%, cycling, so seeds stay distinct and blue.
-        mix = 0.15 + 0.09 * ((int(seed.group(1)) - 1) % 6)
-        rgb = np.array(to_rgb(_FINETUNED_BLUE))
-        return to_hex(rgb + (1 - rgb) * mix)
-    if kind == "base":
-        return _BASE_ORANGE
-    digest = hashlib.sha256(model.encode("utf-8")).digest()
-    return _OTHER_COLORS[digest[0] % len(_OTHER_COLORS)]
-
-
-def row_label(row: dict[str, Any]) -> str:
-    """`model (mode)`, with `*` when the model made its own labels."""
-    return f"{row['model']} ({row['mode']}){' *' if row['labeler'] else ''}"
-
-
-def _hatch(row: dict[str, Any]) -> str | None:
-    return _GENERATE_HATCH if row["mode"] == "generate" else None
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
-
-
-_LABELER_NOTE = "* labeler: this scanner made the labels it is scored on"
-
-
-def _labeler_handles(rows: list[dict[str, Any]]) -> list[Line2D]:
-    """An invisible legend entry carrying the labeler note, when a row is a labeler."""
-    if not any(r["labeler"] for r in rows):
-        return []
-    return [Line2D([], [], linestyle="none", label=_LABELER_NOTE)]
-
-
-def _labeler_note(fig: Figure, rows: list[dict[str, Any]]) -> None:
-    """The labeler note under the figure (a supxlabel, so the layout keeps room for it)."""
-    if any(r["labeler"] for r in rows):
-        fig.supxlabel(_LABELER_NOTE, fontsize=8, color="#444444", x=0.01, ha="left")
-
 
 # ----------------------------------------------------------------------------- figures
 
@@ -146,7 +87,7 @@ def plot_f1_boxplot(summary: dict[str, Any], path: Path) -> Path:
         for patch in box["boxes"]:
             patch.set_facecolor(color)
             patch.set_alpha(0.35)
-            patch.set_hatch(_hatch(row))
+            patch.set_hatch(hatch(row))
         jitter = rng.uniform(-0.15, 0.15, size=len(values))
         ax.scatter(
             values, pos + jitter, color=color, edgecolor="black", linewidth=0.5, s=28, zorder=3
@@ -169,7 +110,7 @@ def plot_f1_boxplot(summary: dict[str, Any], path: Path) -> Path:
             linewidth=1.2,
             label=f"constant INSECURE baseline (F1 = {summary['constant_f1']:.3f})",
         )
-    handles = ax.get_legend_handles_labels()[0] + _labeler_handles(rows)
+    handles = ax.get_legend_handles_labels()[0] + labeler_handles(rows)
     if handles:
         fig.legend(
             handles=handles,
@@ -182,7 +123,7 @@ def plot_f1_boxplot(summary: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("F1 on the test set (INSECURE = positive class; 0–1)")
     ax.set_title(f"F1 across runs per model (labels: {summary['label_source']})")
     ax.grid(axis="x", alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_metrics_comparison(summary: dict[str, Any], path: Path) -> Path:
@@ -210,7 +151,7 @@ def plot_metrics_comparison(summary: dict[str, Any], path: Path) -> Path:
             color=model_color(row["model"]),
             edgecolor="black",
             linewidth=0.5,
-            hatch=_hatch(row),
+            hatch=hatch(row),
             label=row_label(row),
             error_kw={"elinewidth": 0.8},
         )
@@ -222,9 +163,9 @@ def plot_metrics_comparison(summary: dict[str, Any], path: Path) -> Path:
         f"(labels: {summary['label_source']})"
     )
     ax.grid(axis="y", alpha=0.3)
-    handles = ax.get_legend_handles_labels()[0] + _labeler_handles(rows)
+    handles = ax.get_legend_handles_labels()[0] + labeler_handles(rows)
     fig.legend(handles=handles, loc="outside right upper", fontsize=9, title="model (mode)")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_runtime(summary: dict[str, Any], path: Path) -> Path:
@@ -241,7 +182,7 @@ def plot_runtime(summary: dict[str, Any], path: Path) -> Path:
             color=model_color(row["model"]),
             edgecolor="black",
             linewidth=0.5,
-            hatch=_hatch(row),
+            hatch=hatch(row),
             height=0.6,
         )
         ax.annotate(
@@ -264,8 +205,8 @@ def plot_runtime(summary: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("wall-clock seconds per test file (log scale)")
     ax.set_title("Runtime per file (mean over runs)")
     ax.grid(axis="x", which="both", alpha=0.3)
-    _labeler_note(fig, rows)
-    return _save(fig, path)
+    labeler_note(fig, rows)
+    return save_figure(fig, path)
 
 
 def plot_confusion_matrices(summary: dict[str, Any], path: Path) -> Path:
@@ -305,8 +246,8 @@ def plot_confusion_matrices(summary: dict[str, Any], path: Path) -> Path:
     for ax in axes[len(rows) :]:
         ax.set_axis_off()
     fig.suptitle(f"Confusion matrices, test files (labels: {summary['label_source']})")
-    _labeler_note(fig, rows)
-    return _save(fig, path)
+    labeler_note(fig, rows)
+    return save_figure(fig, path)
 
 
 def _operating_point(row: dict[str, Any]) -> tuple[float, float, float] | None:
@@ -375,13 +316,13 @@ def plot_pr_roc(summary: dict[str, Any], runs: list[EvalRun], path: Path) -> Pat
         ax_pr.scatter([recall], [precision], label=f"{label} (operating point)", **style)
         ax_roc.scatter([fpr], [recall], **style)
     _pr_roc_axes(ax_pr, ax_roc, summary.get("prevalence"))
-    handles = ax_pr.get_legend_handles_labels()[0] + _labeler_handles(summary["rows"])
+    handles = ax_pr.get_legend_handles_labels()[0] + labeler_handles(summary["rows"])
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8, frameon=False)
     fig.suptitle(
         f"Ranking quality: curves from P(INSECURE), points for fixed verdicts "
         f"(labels: {summary['label_source']})"
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _pr_roc_axes(ax_pr: Any, ax_roc: Any, prevalence: float | None) -> None:
@@ -438,13 +379,13 @@ def plot_training(log: list[dict[str, Any]], path: Path) -> Path:
 
     steps, loss = series("loss")
     if steps:
-        ax_loss.plot(steps, loss, color=_FINETUNED_BLUE, linewidth=1.2, label="train loss")
+        ax_loss.plot(steps, loss, color=FINETUNED_BLUE, linewidth=1.2, label="train loss")
     steps, val = series("val_loss")
     if steps:
         ax_loss.plot(
             steps,
             val,
-            color=_BASE_ORANGE,
+            color=BASE_ORANGE,
             marker="o",
             markersize=4,
             linewidth=1.5,
@@ -462,7 +403,7 @@ def plot_training(log: list[dict[str, Any]], path: Path) -> Path:
     for ax in (ax_loss, ax_lr, ax_tps):
         ax.grid(alpha=0.3)
     fig.suptitle("LoRA training")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- report
@@ -495,6 +436,13 @@ _CAPTIONS = {
         "Curves come from P(INSECURE) of score-mode rows (run 1); rows with fixed verdicts "
         "(scanners, generate mode, the constant) are single operating points.",
     ),
+    "pairwise.png": (
+        "Minimal pairs",
+        "The share of test pairs (one resource written insecure and the same resource fixed, "
+        "each labelled by the scanners) whose insecure member gets the higher score; ties count "
+        "one half, whiskers are repository-bootstrap 95% CIs. 0.5 is a judge that cannot tell "
+        "the two apart.",
+    ),
     "training_loss.png": (
         "Training",
         "Train loss per logging step, validation loss on the answer (target) tokens only, the "
@@ -513,6 +461,9 @@ _ROWS_HELP = """\
 - **…-base**: the base model without the adapter (zero-shot), the same prompt.
 - **checkov / tfsec (scanner)**: the rule-based scanners; score = number of failed checks.
 - **constant**: always INSECURE; the floor every model must beat.
+- **tfidf-logreg (score)**: a bag of code tokens (TF-IDF, 1-2-grams) with logistic regression,
+  trained in seconds on the same training split, threshold tuned on validation: what a user
+  would try first, and what the fine-tuned model has to beat.
 - **labeler = yes / \\***: {caveat}. On the default labels (both scanners) a scanner is judged
   partly against itself, which flatters it. In the cross-labeler view the labels come from one
   scanner only, so the *other* scanner is an honest, independent baseline.
@@ -593,6 +544,9 @@ def make_plots(
         plot_confusion_matrices(summary, out_dir / "confusion_matrices.png"),
         plot_pr_roc(summary, main_runs, out_dir / "pr_curve.png"),
     ]
+    pairwise = plot_pairwise(summary, out_dir / "pairwise.png")
+    if pairwise is not None:
+        figures.append(pairwise)
     if training_log is not None:
         log = read_training_log(training_log)
         if log:

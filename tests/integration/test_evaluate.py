@@ -46,7 +46,9 @@ def test_fixture_csv_matches_file_names() -> None:
 
 
 def test_baselines_label_fixtures_exactly(tmp_path: Path) -> None:
-    config = EvalConfig(runs_dir=tmp_path / "runs", labels_csv=LABELS_CSV)
+    config = EvalConfig(
+        data_dir=tmp_path / "data", runs_dir=tmp_path / "runs", labels_csv=LABELS_CSV
+    )
     runs = evaluate_baselines(
         load_labels_csv(LABELS_CSV), config, settings=load_settings(), progress=False
     )
@@ -72,7 +74,13 @@ def test_baselines_label_fixtures_exactly(tmp_path: Path) -> None:
 @pytest.mark.parametrize("mode", ["score", "generate"])
 def test_smollm2_both_modes_on_three_fixtures(tmp_path: Path, predictor: Any, mode: str) -> None:
     records = load_labels_csv(LABELS_CSV)[1:]  # one secure, two insecure
-    config = EvalConfig(runs_dir=tmp_path / "runs", labels_csv=LABELS_CSV, mode=mode, batch_size=2)
+    config = EvalConfig(
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+        labels_csv=LABELS_CSV,
+        mode=mode,
+        batch_size=2,
+    )
     run = evaluate_llms(records, predictor, config, settings=load_settings(), progress=False)
 
     files = list((tmp_path / "runs").glob("eval_*.json"))
@@ -111,7 +119,12 @@ def test_evaluate_stage_on_labels_csv(
         return predictor
 
     monkeypatch.setattr(predict, "load_predictor", load_predictor)
-    config = EvalConfig(runs_dir=tmp_path / "runs", labels_csv=LABELS_CSV, baselines=True)
+    config = EvalConfig(
+        data_dir=tmp_path / "data",
+        runs_dir=tmp_path / "runs",
+        labels_csv=LABELS_CSV,
+        baselines=True,
+    )
     settings = dataclasses.replace(load_settings(), lora_output_dir=None)  # no adapter: base model
     paths = evaluate(config, settings, progress=False)
 

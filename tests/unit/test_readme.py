@@ -77,3 +77,26 @@ def test_readme_results_table_matches_the_published_summary() -> None:
     missing = [row for row in _headline_rows(summary) if row not in text]
     assert missing == []
     assert f'Constant "always INSECURE": F1 {summary["constant_f1"]:.3f}.' in text
+
+
+def _pairwise_rows(summary: dict) -> list[str]:
+    """The README's minimal-pairs table, row by row, as it must read from summary.json."""
+    rows = []
+    for row in (summary.get("pairwise") or {}).get("rows", []):
+        low, high = row["ci"]
+        rows.append(
+            f"| {row['model']} | {row['mode']} | {row['pairs']} | {row['pairwise']:.3f} "
+            f"[{low:.3f}, {high:.3f}] | {row['ties']:.2f} | {row['both_correct']:.3f} |"
+        )
+    return rows
+
+
+def test_readme_pairwise_table_and_differences_match_the_published_summary() -> None:
+    import json
+
+    summary = json.loads(SUMMARY.read_text())
+    text = README.read_text()
+    assert [row for row in _pairwise_rows(summary) if row not in text] == []
+    for d in summary.get("differences", []):
+        low, high = d["ci"]
+        assert f"{d['metric']} {d['difference']:+.3f} [{low:+.3f}, {high:+.3f}]" in text

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from axon_infralinter import __version__
+from axon_infralinter.lint.baseline import fingerprint
 from axon_infralinter.lint.formats import FORMATS, to_json, to_sarif, write_text
 from axon_infralinter.lint.rules import LEVELS, RULES, level_for
 from axon_infralinter.lint.scan import (
@@ -147,6 +148,9 @@ def test_json_document() -> None:
         "seconds",
         "exit_code",
         "summary",
+        "stats",
+        "diff",
+        "baseline",
         "files",
         "notifications",
     ]
@@ -164,7 +168,19 @@ def test_json_document() -> None:
         "insecure": 1,
         "suppressed": 3,
         "errors": 3,
+        "findings": 2,
+        "baselined": 0,
     }
+    assert doc["stats"] == {
+        "chunks": 0,
+        "unique": 0,
+        "cache_hits": 0,
+        "scored": 0,
+        "explained": 0,
+        "corrupt": 0,
+        "cache": False,
+    }
+    assert (doc["diff"], doc["baseline"]) == (None, None)
     first = doc["files"][0]
     assert {k: v for k, v in first.items() if k != "blocks"} == {
         "path": "envs/prod/main.tf",
@@ -183,7 +199,10 @@ def test_json_document() -> None:
         "explanation": "CKV_AWS_20: public ACL",
         "suppressed": False,
         "reason": None,
+        "fingerprint": fingerprint(_report().files[0], _report().files[0].blocks[1]),
+        "baseline": None,
     }
+    assert first["blocks"][0]["fingerprint"] is None  # SECURE: not a finding
     assert first["blocks"][3]["suppressed"] is True
     assert first["blocks"][3]["reason"] == "VPN only"
     assert [(f["path"], f["status"], f["reason"]) for f in doc["files"][2:4]] == [
@@ -349,7 +368,15 @@ def test_end_to_end_on_fixtures_with_fake_predictor(tree: Path, predictor) -> No
     report = scan(ScanOptions(paths=[tree], root=tree), predictor)
     doc = to_json(report)
     assert doc["exit_code"] == 1
-    assert doc["summary"] == {"files": 7, "scanned": 4, "insecure": 2, "suppressed": 3, "errors": 2}
+    assert doc["summary"] == {
+        "files": 7,
+        "scanned": 4,
+        "insecure": 2,
+        "suppressed": 3,
+        "errors": 2,
+        "findings": 4,
+        "baselined": 0,
+    }
     log = to_sarif(report)
     _validate_sarif(log)
     results = log["runs"][0]["results"]

@@ -495,3 +495,62 @@ def _report(*files: FileVerdict) -> ScanReport:
 )
 def test_exit_code(files: list[FileVerdict], code: int) -> None:
     assert exit_code(_report(*files)) == code
+
+
+# --- the scan root ---------------------------------------------------------------------------
+
+
+def test_default_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from axon_infralinter.lint import inputs
+
+    monkeypatch.setattr(inputs, "work_tree", lambda folder: None)  # no git here
+    _write(tmp_path / "infra" / "a" / "main.tf", GOOD)
+    _write(tmp_path / "infra" / "b" / "main.tf", GOOD)
+    infra = tmp_path / "infra"
+    assert inputs.default_root([infra]) == infra
+    assert inputs.default_root([infra / "a" / "main.tf"]) == infra / "a"
+    assert inputs.default_root([infra / "a" / "main.tf", infra / "b"]) == infra
+    assert inputs.default_root([infra / "**" / "*.tf"]) == infra
+    monkeypatch.chdir(infra)
+    assert inputs.default_root([Path("a"), Path("b/main.tf")]) == infra
+    # inside a git work tree: its top, so that SARIF paths are relative to the repository
+    monkeypatch.setattr(inputs, "work_tree", lambda folder: tmp_path)
+    assert inputs.default_root([Path("a")]) == tmp_path
+
+
+def test_a_link_to_etc_passwd_is_never_opened_when_the_folder_is_outside_cwd(
+    tmp_path: Path, predictor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from axon_infralinter.lint import inputs
+
+    monkeypatch.setattr(inputs, "work_tree", lambda folder: None)
+    infra = tmp_path / "elsewhere" / "infra"
+    _write(infra / "main.tf", GOOD)
+    _write(infra / "sub" / "net.tf", BAD_ACL)
+    (infra / "passwd.tf").symlink_to("/etc/passwd")
+    (infra / "etc").symlink_to("/etc")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    opened: list[Path] = []
+    real_read = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        opened.append(self.resolve())
+        return real_read(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    report = scan(ScanOptions(paths=[infra]), predictor)  # the root defaults to infra/
+    assert [f.path for f in report.files] == ["main.tf", "sub/net.tf"]
+    assert _notes(report) == {
+        ("passwd.tf", "link-outside-root", "error"),
+        ("etc", "link-outside-root", "error"),
+    }
+    # an explicit root elsewhere (the old default, the working directory) holds the line too
+    report = scan(ScanOptions(paths=[infra], root=cwd), predictor)
+    assert {(n.kind, Path(n.path).name) for n in report.notifications} == {
+        ("link-outside-root", "passwd.tf"),
+        ("link-outside-root", "etc"),
+    }
+    assert all(not p.is_relative_to(Path("/etc")) for p in opened), opened
+    assert all("root:" not in code for call in predictor.score_calls for code in call)

@@ -17,7 +17,7 @@ from axon_infralinter.data import scanner
 from axon_infralinter.data.prompt import build_prompt, split_prompt
 from axon_infralinter.errors import ConfigError, InputError
 from axon_infralinter.files import read_json, sha256_file, write_jsonl
-from axon_infralinter.models import baselines, eval_config, predict, runs
+from axon_infralinter.models import baselines, eval_config, pairwise, predict, runs
 from axon_infralinter.models import evaluate as ev
 from axon_infralinter.models.baselines import constant_run, cross_labeler_views
 from axon_infralinter.models.eval_config import EvalConfig
@@ -760,3 +760,56 @@ def test_evaluate_stage_bad_test_set(
 def test_module_reads_no_environment(module: Any) -> None:
     source = Path(module.__file__).read_text(encoding="utf-8")
     assert "os.environ" not in source and "getenv" not in source
+
+
+# ------------------------------------------------------------------ pairs and the bag of words
+
+
+def test_evaluate_pairs_scores_every_row_on_the_pair_members(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same four codes as the baseline fixture, now two pairs: (0 broken, 3 clean) and
+    # (1 broken, 2 clean); the train/val splits let tfidf-logreg train.
+    predictor, _ = stage_fixture(tmp_path, monkeypatch)
+    records = [
+        json.loads(line) for line in (tmp_path / "data" / "test.jsonl").read_text().splitlines()
+    ]
+    roles = {0: ("p0", "broken"), 3: ("p0", "clean"), 1: ("p1", "broken"), 2: ("p1", "clean")}
+    pairs = [{**r, "label": "INSECURE" if roles[i][1] == "broken" else "SECURE",
+              "pair_id": roles[i][0], "role": roles[i][1]} for i, r in enumerate(records)]  # fmt: skip
+    write_jsonl(tmp_path / "pairs" / "test.jsonl", pairs)
+    write_jsonl(
+        tmp_path / "data" / "train.jsonl",
+        [record(10 + i, "INSECURE" if i % 2 else "SECURE") for i in range(8)],
+    )
+    write_jsonl(
+        tmp_path / "data" / "val.jsonl",
+        [record(30 + i, "INSECURE" if i % 2 else "SECURE") for i in range(4)],
+    )
+    config = config_for(tmp_path, baselines=True, pairs_dir=tmp_path / "pairs")
+    paths = evaluate(config, settings_for(tmp_path), progress=False)
+
+    assert {p.parent for p in paths} == {tmp_path / "runs" / "pairs"}
+    runs_by_model = {r["model"]: r for r in map(read_json, paths)}
+    assert set(runs_by_model) == {"fake-model", "constant", "checkov", "tfsec", "tfidf-logreg"}
+    llm = runs_by_model["fake-model"]
+    assert [(p["pair_id"], p["role"]) for p in llm["predictions"]] == [roles[i] for i in range(4)]
+    assert llm["dataset"]["path"] == str(tmp_path / "pairs" / "test.jsonl")
+    # Scores 0.8 / 0.1 (p0) and 0.3 / 0.6 (p1): one pair right, one wrong.
+    values = [v for _, v, _ in pairwise.pair_outcomes(llm)]
+    assert values == [1.0, 0.0]
+    assert [v for _, v, _ in pairwise.pair_outcomes(runs_by_model["constant"])] == [0.5, 0.5]
+    assert (tmp_path / "runs" / "pairs" / "tfidf-logreg" / "model.json").is_file()
+    assert not list((tmp_path / "runs").glob("eval_*.json"))  # file-level runs untouched
+
+
+def test_evaluate_pairs_bad_input_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no test.jsonl there"):
+        ev.load_pairs(tmp_path)
+    write_jsonl(
+        tmp_path / "test.jsonl", [{**record(0, "SECURE"), "pair_id": "p", "role": "neutral"}]
+    )
+    with pytest.raises(InputError, match="no broken/clean pair"):
+        ev.load_pairs(tmp_path)
+    with pytest.raises(ConfigError, match="--pairs and --labels"):
+        EvalConfig(pairs_dir=tmp_path, labels_csv=tmp_path / "x.csv")
