@@ -420,15 +420,6 @@ def _scan(variants: Sequence[Variant], config: scanner.ScanConfig, progress: boo
         variant.results = result
 
 
-def _scan(variants: Sequence[Variant], config: scanner.ScanConfig, progress: bool) -> None:
-    """Scan each variant's text alone (cached); results are stored on the variants."""
-    if not variants:
-        return
-    items = [(v.source.path, v.text) for v in variants]
-    for variant, result in zip(variants, scanner.scan_texts(items, config, progress), strict=True):
-        variant.results = result
-
-
 def _source_rows(
     source_variant: Variant,
     clean: Variant,
