@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from axon_infralinter import __version__
-from axon_infralinter.errors import InputError
+from axon_infralinter.errors import InputError, ModelError
 from axon_infralinter.files import atomic_write_json, atomic_write_text, sha256_file, sha256_text
 
 if TYPE_CHECKING:
@@ -215,9 +215,13 @@ def _base_model_folder(name: str, settings: Settings) -> Path:
     source = resolve_base_model(name, settings)
     if isinstance(source, Path):
         return source
-    from huggingface_hub import snapshot_download  # a Hugging Face id, in the local cache
+    # A Hugging Face id: a lookup in the local cache only (nothing is fetched at run time).
+    from huggingface_hub import try_to_load_from_cache
 
-    return Path(snapshot_download(source, local_files_only=True))
+    found = try_to_load_from_cache(source, "config.json")
+    if not isinstance(found, str):
+        raise ModelError(f"base model {source!r} is not in the local Hugging Face cache")
+    return Path(found).parent
 
 
 def _folder_digest(folder: Path, memo: Path) -> str:
