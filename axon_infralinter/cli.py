@@ -192,6 +192,9 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "label_weight": args.label_weight,
         "resume_from_checkpoint": args.resume,
         "init_adapter": args.init_adapter,
+        "pairs_dir": args.pairs,
+        "pair_weight": args.pair_weight,
+        "max_train_examples": args.max_train_examples,
     }
     config = (
         resolve_config(args.profile, **overrides) if args.profile else resolve_config(**overrides)

@@ -165,6 +165,19 @@ def _add_train(sub: Any, handlers: Handlers) -> None:
         help="start from this adapter's LoRA weights (continued training) instead of a fresh init",
     )
     t.add_argument(
+        "--pairs",
+        type=Path,
+        help="minimal pairs folder (`axon dataset mutate`): train its pairs with a ranking term",
+    )
+    t.add_argument(
+        "--pair-weight", type=float, help="weight of the pairs' ranking term (default 1)"
+    )
+    t.add_argument(
+        "--max-train-examples",
+        type=int,
+        help="keep at most N single training examples (a seeded sample; pairs all kept)",
+    )
+    t.add_argument(
         "--resume", nargs="?", const="last", help="resume from PATH or the newest checkpoint"
     )
     t.add_argument("--print-config", action="store_true")

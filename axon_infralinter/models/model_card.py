@@ -73,6 +73,12 @@ def _start_lines(config: TrainConfig) -> list[str]:
             f"- Started from the LoRA weights of `{config.init_adapter}` (continued training), "
             "not from a fresh LoRA init"
         )
+    if config.pairs_dir is not None:
+        lines.append(
+            f"- Minimal pairs from `{config.pairs_dir}/train.jsonl`, both members in one batch, "
+            f"ranking term weight {config.pair_weight} (`models.pair_train`); single examples "
+            f"capped at {config.max_train_examples or 'all'}"
+        )
     return lines
 
 

@@ -33,7 +33,7 @@ from axon_infralinter.models.base_model import (
     cuda_available,
     load_base_model,
 )
-from axon_infralinter.models.tokens import answer_prefix_ids, code_budget, prompt_ids
+from axon_infralinter.models.tokens import code_budget, label_token_ids, prompt_ids
 from axon_infralinter.schema import Label, read_adapter_meta
 from axon_infralinter.settings import Settings, load_settings
 from axon_infralinter.terraform.chunks import plan_chunks
@@ -84,13 +84,7 @@ class Predictor:
         return len(self.tokenizer(code, add_special_tokens=False)["input_ids"])
 
     def _label_token_ids(self) -> tuple[int, int]:
-        enc = self.tokenizer
-        secure = enc("\n\nSECURE", add_special_tokens=False)["input_ids"]
-        insecure = enc("\n\nINSECURE", add_special_tokens=False)["input_ids"]
-        sep = len(answer_prefix_ids(enc))
-        if sep >= min(len(secure), len(insecure)):
-            raise ModelError("this tokenizer does not separate SECURE and INSECURE")
-        return secure[sep], insecure[sep]
+        return label_token_ids(self.tokenizer)
 
     def _autocast(self) -> Any:
         import contextlib
@@ -294,11 +288,15 @@ class Predictor:
         return self.generate_prompts([build_prompt(c, self.keep_comments) for c in codes], **kwargs)
 
 
+SHIPPED_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "default"
+"""The adapter shipped in the package (what `axon scan` judges with when nothing was trained)."""
+
+
 def find_default_adapter() -> Path | None:
     """The trained adapter a user most likely means: models/axon_lora_smollm2-cpu, else the shipped one."""
     for candidate in (
         Path("models") / "axon_lora_smollm2-cpu",
-        Path(__file__).resolve().parents[1] / "adapters" / "default",
+        SHIPPED_ADAPTER,
     ):
         if (candidate / "adapter_config.json").is_file():
             return candidate
@@ -403,9 +401,9 @@ def _store_projections_in_bf16(model: Any) -> None:
     The weights that stay fp32 (embeddings, norms) are first copied out of the safetensors file
     mapping they were loaded as views of: once the last projection is cast, nothing refers to the
     mapping, so it is released with the merged fp32 projections that the LoRA merge wrote into it
-    (copy-on-write, ~425 MB for SmolLM2). Without the copy the mapping lived on: `axon scan` held
-    1.0 GiB after loading instead of 0.6 and peaked at 1.53 GiB with explanations on 50 corpus
-    files. The same values bit for bit.
+    (copy-on-write, ~425 MB for SmolLM2). Without the copy the mapping lived on: the process held
+    1,035 MiB after loading instead of 736, and `axon scan` with explanations on 50 corpus files
+    peaked at 1,566 MiB instead of 1,255 (`make bench` section 4). The same values bit for bit.
     """
     import torch
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from axon_infralinter.data.prompt import build_prompt, split_prompt
+from axon_infralinter.errors import ModelError
 
 LossOn = Literal["target", "all"]
 TRUNCATION_MARKER = "\n...\n"
@@ -58,6 +59,19 @@ def answer_prefix_ids(tokenizer: Any) -> list[int]:
     while n < min(len(secure), len(insecure)) and secure[n] == insecure[n]:
         n += 1
     return secure[:n]
+
+
+def label_token_ids(tokenizer: Any) -> tuple[int, int]:
+    """The ids of the SECURE and INSECURE tokens at the decision position (after the separator).
+
+    Score mode reads P(INSECURE) from these two logits; pair training ranks on their difference.
+    """
+    enc = encoder(tokenizer)
+    secure, insecure = enc("\n\nSECURE"), enc("\n\nINSECURE")
+    sep = len(answer_prefix_ids(tokenizer))
+    if sep >= min(len(secure), len(insecure)) or secure[sep] == insecure[sep]:
+        raise ModelError("this tokenizer does not separate SECURE and INSECURE")
+    return secure[sep], insecure[sep]
 
 
 def prompt_ids(

@@ -112,6 +112,15 @@ class TrainConfig:
     """Start from this adapter's LoRA weights instead of a fresh LoRA init (continued training,
     e.g. on a new answer format). Its LoRA shape (rank, alpha, modules) replaces the lora_* values;
     it must have been trained on the same base model."""
+    pairs_dir: Path | None = None
+    """Folder of minimal pairs (`axon dataset mutate`): its train.jsonl's pairs are trained with both
+    members in one forward pass and a ranking term (`models.pair_train`); its neutral variants
+    join the training examples."""
+    pair_weight: float = 1.0
+    """Weight of the pairs' ranking term softplus(-(d_broken - d_clean)) (0: none)."""
+    max_train_examples: int | None = None
+    """Keep at most this many single training examples (data_dir's and the neutral variants;
+    a seeded random sample); every pair is kept. None: all."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Reserved; must stay empty (unknown keys are rejected by the loader)."""
 
@@ -120,6 +129,7 @@ class TrainConfig:
         self.output_dir = Path(self.output_dir) if self.output_dir else None
         self.checkpoint_dir = Path(self.checkpoint_dir) if self.checkpoint_dir else None
         self.init_adapter = Path(self.init_adapter) if self.init_adapter else None
+        self.pairs_dir = Path(self.pairs_dir) if self.pairs_dir else None
         checks: list[tuple[bool, str]] = [
             (self.learning_rate > 0, f"--learning-rate must be > 0, got {self.learning_rate}"),
             (self.num_train_epochs > 0, f"--epochs must be > 0, got {self.num_train_epochs}"),
@@ -131,6 +141,9 @@ class TrainConfig:
             (self.padding in ("dynamic", "max_length"), f"padding must be dynamic or max_length, got {self.padding!r}"),
             (self.lora_r >= 1, f"lora_r must be >= 1, got {self.lora_r}"),
             (self.label_weight > 0, f"--label-weight must be > 0, got {self.label_weight}"),
+            (self.pairs_dir is None or self.loss_on == "target", "training with pairs needs loss_on target"),
+            (self.pair_weight >= 0, f"--pair-weight must be >= 0, got {self.pair_weight}"),
+            (self.max_train_examples is None or self.max_train_examples >= 1, "--max-train-examples must be >= 1"),
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}"),
             (self.eval_steps >= 1 and self.save_steps >= 1 and self.logging_steps >= 1, "eval/save/logging steps must be >= 1"),

@@ -41,8 +41,21 @@ from axon_infralinter.models.loss import (
     target_loss_by_part,
 )
 from axon_infralinter.models.model_card import write_model_card
+from axon_infralinter.models.pair_train import (
+    Item,
+    PairCollator,
+    make_pair_trainer,
+    pair_items,
+    sample_singles,
+    tokenize_items,
+)
 from axon_infralinter.models.threshold import tune_threshold
-from axon_infralinter.models.tokens import IGNORE_INDEX, LossOn, tokenize_example
+from axon_infralinter.models.tokens import (
+    IGNORE_INDEX,
+    LossOn,
+    label_token_ids,
+    tokenize_example,
+)
 from axon_infralinter.models.train_config import (
     TrainConfig,
     config_to_dict,
@@ -221,13 +234,16 @@ def train(
             data is loaded, before the model (so the CLI can say where things go).
     """
     train_rows, val_rows = _load_data(config)
+    items = _train_items(config, train_rows)
     adapter_dir, checkpoints = config.adapter_dir, config.checkpoints(settings)
     resume = _check_inputs(config, checkpoints, has_val=bool(val_rows))
     if on_ready:
-        on_ready(adapter_dir, checkpoints, len(train_rows))
+        on_ready(adapter_dir, checkpoints, sum(map(len, items)) if items else len(train_rows))
 
     model, tokenizer = _load_model(config, settings)
-    trainer = _make_trainer(config, model, tokenizer, train_rows, val_rows, checkpoints, progress)
+    trainer = _make_trainer(
+        config, model, tokenizer, items or train_rows, val_rows, checkpoints, progress
+    )
     log_path = adapter_dir / "training_log.jsonl"
     if resume is None and log_path.exists() and trainer.args.process_index == 0:
         log_path.unlink()  # a fresh run starts a fresh log; a resumed run appends
@@ -247,9 +263,12 @@ def train(
         "global_step": trainer.state.global_step,
         "seconds": round(seconds, 1),
         "tokens_seen": int(trainer.state.num_input_tokens_seen or 0),
-        "train_examples": len(train_rows),
+        "train_examples": sum(map(len, items)) if items else len(train_rows),
+        "train_pairs": sum(len(i) == 2 for i in items) if items else 0,
         # `axon evaluate` refuses test files from these repositories (inflated numbers).
-        "training_repos": sorted({str(r["repo"]) for r in train_rows if r.get("repo")}),
+        "training_repos": sorted(
+            {str(r["repo"]) for r in _members(items, train_rows) if r.get("repo")}
+        ),
         "val_examples_for_loss": len(val_rows),
         "resumed_from": resume,
         "device": "cuda" if cuda_available() else "cpu",
@@ -277,12 +296,36 @@ def train(
 def _load_data(config: TrainConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Training records and the validation records of the periodic loss (evenly spaced)."""
     train_rows = _load_split(config.data_dir, "train", required=True)
+    if config.pairs_dir is None and config.max_train_examples is not None:
+        train_rows = [
+            item[0]
+            for item in sample_singles(
+                [[r] for r in train_rows], config.max_train_examples, config.seed
+            )
+        ]
     val_rows = _load_split(config.data_dir, "val", required=False)
     if config.max_eval_samples is not None and len(val_rows) > config.max_eval_samples:
         # Evenly spaced, not the first N: splits are ordered by repository and file.
         step = len(val_rows) / config.max_eval_samples
         val_rows = [val_rows[int(i * step)] for i in range(config.max_eval_samples)]
     return train_rows, val_rows
+
+
+def _train_items(config: TrainConfig, train_rows: list[dict[str, Any]]) -> list[Item] | None:
+    """With --pairs: the single examples (data_dir's and the neutral variants, sampled down to
+    max_train_examples) and every training pair; None without pairs (plain training)."""
+    if config.pairs_dir is None:
+        return None
+    pairs, neutral = pair_items(config.pairs_dir / "train.jsonl")
+    singles = sample_singles(
+        [[r] for r in train_rows] + neutral, config.max_train_examples, config.seed
+    )
+    return singles + pairs
+
+
+def _members(items: list[Item] | None, train_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every training record: the items' members, else the plain rows."""
+    return [r for item in items for r in item] if items else train_rows
 
 
 def _check_inputs(config: TrainConfig, checkpoints: Path, has_val: bool) -> str | None:
@@ -324,12 +367,16 @@ def _make_trainer(
     config: TrainConfig,
     model: Any,
     tokenizer: Any,
-    train_rows: list[dict[str, Any]],
+    train_rows: list[dict[str, Any]] | list[Item],
     val_rows: list[dict[str, Any]],
     checkpoints: Path,
     progress: bool,
 ) -> Any:
-    """A transformers Trainer over the tokenized splits, with the target-token loss."""
+    """A transformers Trainer over the tokenized splits, with the target-token loss.
+
+    `train_rows` are records, or items (`pair_train`: one record or a pair each) when training
+    with pairs: then the collator keeps a pair in one batch and the loss adds the ranking term.
+    """
     import torch
     from datasets import Dataset
     from transformers import DataCollatorForSeq2Seq, Trainer
@@ -346,17 +393,26 @@ def _make_trainer(
             desc="tokenizing",
         )
 
-    train_ds = tokenized(train_rows, config.loss_on)
+    with_pairs = config.pairs_dir is not None
+    if with_pairs:
+        items = [list(i) for i in train_rows]  # type: ignore[arg-type]
+        train_ds = Dataset.from_list(
+            tokenize_items(items, tokenizer, config.max_length, config.loss_on)
+        )
+    else:
+        train_ds = tokenized(train_rows, config.loss_on)  # type: ignore[arg-type]
     # Validation loss is always on target tokens: that is the number that says whether it learned.
     val_ds = tokenized(val_rows, "target") if val_rows else None
-    collator = DataCollatorForSeq2Seq(
+    collator: Any = DataCollatorForSeq2Seq(
         tokenizer,
         padding="max_length" if config.padding == "max_length" else True,
         max_length=config.max_length if config.padding == "max_length" else None,
         label_pad_token_id=IGNORE_INDEX,
         pad_to_multiple_of=None,
     )
-    if config.loss_on == "target":
+    if with_pairs:
+        collator = PairCollator(collator)
+    elif config.loss_on == "target":
         collator = TargetLogitsCollator(collator)
     args = to_training_arguments(config, checkpoints, has_eval=val_ds is not None)
     if not cuda_available():
@@ -364,15 +420,21 @@ def _make_trainer(
         torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // args.world_size))
     if not progress:
         args.disable_tqdm = True
-    return Trainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        data_collator=collator,
-        compute_loss_func=make_loss_function(config.label_weight)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "args": args,
+        "train_dataset": train_ds,
+        "eval_dataset": val_ds,
+        "data_collator": collator,
+        "compute_loss_func": make_loss_function(config.label_weight)
         if config.loss_on == "target"
         else None,
+    }
+    if not with_pairs:
+        return Trainer(**kwargs)
+    items_per_step = config.gradient_accumulation_steps * config.per_device_train_batch_size
+    return make_pair_trainer(
+        config.pair_weight, label_token_ids(tokenizer), items_per_step, **kwargs
     )
 
 

@@ -325,3 +325,48 @@ def test_two_process_ddp_over_gloo(records_dir: Path, tmp_path: Path) -> None:
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     args = torch.load(out / "ckpt" / "checkpoint-2" / "training_args.bin", weights_only=False)
     assert args.world_size == 2
+
+
+OPEN_SG = INSECURE_SG
+CLOSED_SG = INSECURE_SG.replace('["0.0.0.0/0"]', '["10.0.0.0/8"]')
+PUBLIC_MEMBER = INSECURE_BUCKET
+PRIVATE_MEMBER = INSECURE_BUCKET.replace('"allUsers"', '"group:ops@example.com"')
+
+
+def test_pairs_train_with_both_members_in_one_batch(records_dir: Path, tmp_path: Path) -> None:
+    # Two minimal pairs: the same block with one attribute insecure (broken) and fixed (clean).
+    pairs_dir = tmp_path / "pairs"
+    pairs_dir.mkdir()
+    rows = []
+    for n, (broken, clean) in enumerate(((OPEN_SG, CLOSED_SG), (PUBLIC_MEMBER, PRIVATE_MEMBER))):
+        for role, code, label in (("broken", broken, "INSECURE"), ("clean", clean, "SECURE")):
+            rec = _record(10 + n, code, label)
+            rec.update(
+                id=f"{rec['id']}|{role}", pair_id=f"p{n}", source_id=f"s{n}", role=role,
+                edit={"kind": "rule" if role == "broken" else "clean"},
+            )  # fmt: skip
+            rows.append(rec)
+    write_jsonl(pairs_dir / "train.jsonl", rows)
+    prompts = [r["input_text"] for r in rows]
+    before = load_predictor(None).score_prompts(prompts)
+    config = _config(
+        records_dir,
+        tmp_path,
+        pairs_dir=pairs_dir,
+        pair_weight=4.0,
+        max_train_examples=1,
+        max_steps=8,
+        learning_rate=3e-3,
+        eval_steps=8,
+        save_steps=8,
+        per_device_train_batch_size=3,  # one forward pass: the single example and both pairs
+        warmup_ratio=0.0,
+        tune_threshold=False,
+    )
+    adapter = train(config, load_settings(), progress=False)
+    summary = json.loads((adapter / "train_config.json").read_text())["summary"]
+    assert summary["train_pairs"] == 2 and summary["train_examples"] == 5
+    after = load_predictor(adapter).score_prompts(prompts)
+    gaps_before = [before[0] - before[1], before[2] - before[3]]
+    gaps_after = [after[0] - after[1], after[2] - after[3]]
+    assert all(g > 0.5 for g in gaps_after), (gaps_before, gaps_after)

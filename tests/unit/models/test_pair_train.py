@@ -1,0 +1,158 @@
+"""Pair-aware training: pairs read broken first, one forward pass per pair, the ranking term."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from axon_infralinter.data.prompt import build_prompt
+from axon_infralinter.errors import InputError
+from axon_infralinter.models import pair_train as pt
+from axon_infralinter.models import tokens
+from axon_infralinter.models import train_lora as tl
+
+from .test_train_lora import TOK
+
+
+def _member(pair: str | None, role: str, code: str, label: str, source: str = "s1") -> dict:
+    return {
+        "id": f"{source}|{pair}|{role}|{code}",
+        "repo": "r/a",
+        "path": "main.tf",
+        "sha256": "0",
+        "label": label,
+        "input_text": build_prompt(code),
+        "target_text": label,
+        "findings": [],
+        "pair_id": pair,
+        "source_id": source,
+        "role": role,
+        "edit": {"kind": "rule" if pair else "neutral"},
+    }
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_pair_items_put_the_broken_member_first_and_neutrals_alone(tmp_path: Path) -> None:
+    rows = [
+        _member("p2", "clean", "b = 1", "SECURE", "s2"),
+        _member(None, "neutral", "n = 1", "INSECURE"),
+        _member("p1", "clean", "a = 1", "SECURE"),
+        _member("p1", "broken", "a = 0", "INSECURE"),
+        _member("p2", "broken", "b = 0", "INSECURE", "s2"),
+    ]
+    pairs, neutral = pt.pair_items(_write(tmp_path / "train.jsonl", rows))
+    assert [[m["role"] for m in p] for p in pairs] == [["broken", "clean"]] * 2
+    assert [p[0]["pair_id"] for p in pairs] == ["p1", "p2"]
+    assert [[m["role"] for m in n] for n in neutral] == [["neutral"]]
+
+
+def test_pair_items_refuse_a_missing_file_and_a_split_without_pairs(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="run `axon dataset mutate` first"):
+        pt.pair_items(tmp_path / "train.jsonl")
+    only_neutral = _write(tmp_path / "n.jsonl", [_member(None, "neutral", "n = 1", "SECURE")])
+    with pytest.raises(InputError, match="holds no pair"):
+        pt.pair_items(only_neutral)
+
+
+def test_sample_singles_is_seeded_and_keeps_the_order() -> None:
+    items = [[{"i": i}] for i in range(10)]
+    a = pt.sample_singles(items, 4, seed=1)
+    assert len(a) == 4 and a == pt.sample_singles(items, 4, seed=1)
+    assert [x[0]["i"] for x in a] == sorted(x[0]["i"] for x in a)
+    assert pt.sample_singles(items, None, seed=1) == items
+    assert pt.sample_singles(items, 50, seed=1) == items
+
+
+def _right_pad(features: list[dict]) -> dict:
+    import torch
+
+    width = max(len(f["input_ids"]) for f in features)
+    return {
+        key: torch.tensor([f[key] + [fill] * (width - len(f[key])) for f in features])
+        for key, fill in (("input_ids", 0), ("attention_mask", 0), ("labels", -100))
+    }
+
+
+def test_collator_flattens_pairs_and_names_their_rows() -> None:
+    single = [{"input_text": build_prompt("x = 1"), "target_text": "SECURE"}]
+    pair = [
+        {"input_text": build_prompt("y = 0"), "target_text": "INSECURE"},
+        {"input_text": build_prompt("y = 1"), "target_text": "SECURE"},
+    ]
+    items = pt.tokenize_items([single, pair], TOK, max_length=2048)
+    assert [i["pair"] for i in items] == [0, 1]
+    assert items[1]["length"] == sum(len(ids) for ids in items[1]["input_ids"])
+    plain = tokens.tokenize_example(build_prompt("z = 1"), "SECURE", TOK, max_length=2048)
+    batch = pt.PairCollator(_right_pad)([*items, plain])
+    assert batch["input_ids"].shape[0] == 4  # 1 + 2 + the plain validation example
+    assert batch["pair_rows"].tolist() == [[1, 2]]
+    assert 0 < batch["logits_to_keep"] <= batch["input_ids"].shape[1]
+    # A batch without pairs has an empty (0, 2) pair tensor.
+    assert pt.PairCollator(_right_pad)(items[:1])["pair_rows"].shape == (0, 2)
+
+
+def test_decision_margins_read_the_first_target_position_of_kept_logits() -> None:
+    import torch
+
+    # Two rows of width 6; targets start at position 3 (row 0) and 4 (row 1).
+    labels = torch.tensor([[-100, -100, -100, 7, 8, 9], [-100, -100, -100, -100, 7, 9]])
+    vocab, secure, insecure = 10, 2, 5
+    full = torch.zeros(2, 6, vocab)
+    full[0, 2, insecure], full[0, 2, secure] = 3.0, 1.0  # position 2 predicts token 3
+    full[1, 3, insecure], full[1, 3, secure] = -1.0, 1.0
+    full[0, 4, insecure] = 100.0  # a later position: must not be read
+    margins = pt.decision_margins(full, labels, secure, insecure)
+    assert margins.tolist() == [2.0, -2.0]
+    kept = full[:, -4:, :]  # logits_to_keep = 4: positions 2..5
+    assert pt.decision_margins(kept, labels, secure, insecure).tolist() == [2.0, -2.0]
+
+
+def test_rank_loss_is_log_two_for_a_tie_and_pushes_broken_above_clean() -> None:
+    import torch
+
+    rows = torch.tensor([[0, 1]])
+    tie = pt.pair_rank_loss(torch.tensor([0.5, 0.5]), rows)
+    assert math.isclose(float(tie), math.log(2), rel_tol=1e-6)
+    right = pt.pair_rank_loss(torch.tensor([4.0, -4.0]), rows)
+    wrong = pt.pair_rank_loss(torch.tensor([-4.0, 4.0]), rows)
+    assert float(right) < 0.001 < 7.9 < float(wrong)
+    margins = torch.tensor([0.0, 0.0], requires_grad=True)
+    pt.pair_rank_loss(margins, rows).backward()
+    assert margins.grad is not None
+    g_broken, g_clean = margins.grad.tolist()
+    assert g_broken < 0 < g_clean  # gradient descent raises broken, lowers clean
+
+
+def test_pairs_need_the_target_loss_and_a_non_negative_weight(tmp_path: Path) -> None:
+    from axon_infralinter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs loss_on target"):
+        tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path, loss_on="all")
+    with pytest.raises(ConfigError, match="--pair-weight must be >= 0"):
+        tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path, pair_weight=-1.0)
+
+
+def test_training_items_are_sampled_singles_and_every_pair(tmp_path: Path) -> None:
+    pairs_dir = tmp_path / "pairs"
+    pairs_dir.mkdir()
+    _write(
+        pairs_dir / "train.jsonl",
+        [
+            _member("p1", "broken", "a = 0", "INSECURE"),
+            _member("p1", "clean", "a = 1", "SECURE"),
+            _member(None, "neutral", "n = 1", "INSECURE"),
+        ],
+    )
+    rows = [{"input_text": build_prompt(f"x = {i}"), "target_text": "SECURE"} for i in range(5)]
+    config = tl.resolve_config("smollm2-cpu", pairs_dir=pairs_dir, max_train_examples=3)
+    items = tl._train_items(config, rows)
+    assert items is not None
+    assert sum(len(i) == 1 for i in items) == 3 and sum(len(i) == 2 for i in items) == 1
+    assert tl._train_items(tl.resolve_config("smollm2-cpu"), rows) is None
