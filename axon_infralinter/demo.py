@@ -24,7 +24,7 @@ from axon_infralinter.errors import InputError
 from axon_infralinter.lint.scan import ScanOptions, exit_code, scan
 from axon_infralinter.models.base_model import EMBEDDED_SMOLLM2, load_tokenizer
 from axon_infralinter.models.benchmark_multi_run import BenchmarkConfig, run_benchmark
-from axon_infralinter.models.predict import load_predictor
+from axon_infralinter.models.predict import SHIPPED_ADAPTER, load_predictor
 from axon_infralinter.models.tokens import code_budget
 from axon_infralinter.models.train_lora import resolve_config, train
 from axon_infralinter.models.visualize_benchmarks import make_plots
@@ -95,7 +95,8 @@ def run_demo(config: DemoConfig, settings: Settings) -> Iterator[str]:
     figures = work / "figures"
     paths = make_plots(runs_dir, figures, training_log=adapter_dir / "training_log.jsonl")
     yield stamp(f"4/5 figures: {len(paths)} files in {figures}/ (open REPORT.md)")
-    yield stamp(_scan_examples(config.examples, adapter_dir, settings))
+    for line in _scan_examples(config.examples, adapter_dir, settings):
+        yield stamp(line)
     yield stamp(f"done; everything is under {work}/")
 
 
@@ -219,12 +220,20 @@ def _evaluation(
     yield stamp(f"    run files and summary in {runs_dir}/")
 
 
-def _scan_examples(examples: Path, adapter_dir: Path, settings: Settings) -> str:
-    """Stage 5: `axon scan examples/` with the demo's adapter; the line to print."""
-    predictor = load_predictor(adapter_dir, settings=settings)
-    report = scan(ScanOptions(paths=[examples], root=examples, explain=False), predictor)
-    insecure = [f.path for f in report.files if f.label == "INSECURE"]
-    return (
-        f"5/5 axon scan {examples}: {len(report.files)} files, {len(insecure)} INSECURE "
-        f"(exit code {exit_code(report)}): {', '.join(insecure) or '-'}"
-    )
+def _scan_examples(examples: Path, demo_adapter: Path, settings: Settings) -> list[str]:
+    """Stage 5: `axon scan examples/` with the shipped adapter (what `axon scan` uses), then with
+    the demo's own minutes-trained adapter beside it, labelled as such; the lines to print."""
+    shipped = SHIPPED_ADAPTER
+    judges = [("shipped adapter", shipped)] if (shipped / "adapter_config.json").is_file() else []
+    judges.append(("the demo's adapter, trained minutes above, for comparison", demo_adapter))
+    lines = []
+    for k, (name, adapter) in enumerate(judges):
+        predictor = load_predictor(adapter, settings=settings)
+        report = scan(ScanOptions(paths=[examples], root=examples, explain=False), predictor)
+        insecure = [f.path for f in report.files if f.label == "INSECURE"]
+        head = "5/5 axon scan" if k == 0 else "    axon scan"
+        lines.append(
+            f"{head} {examples} ({name} {adapter}): {len(report.files)} files, "
+            f"{len(insecure)} INSECURE (exit code {exit_code(report)}): {', '.join(insecure) or '-'}"
+        )
+    return lines

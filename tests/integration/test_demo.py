@@ -41,6 +41,9 @@ def test_tiny_demo_runs_every_stage_and_reuses_work(tmp_path: Path) -> None:
     for name in ("f1_boxplot.png", "metrics_comparison.png", "runtime_comparison.png", "REPORT.md"):
         assert (work / "figures" / name).stat().st_size > 0
     assert "5/5 axon scan" in first.stderr and "done;" in first.stderr
+    # The last stage judges examples/ with the shipped adapter, the demo's own beside it.
+    scan_lines = [line for line in first.stderr.splitlines() if "axon scan" in line]
+    assert "(shipped adapter " in scan_lines[0] and "demo's adapter" in scan_lines[1]
     # A second run reuses the data set, the adapter and the finished run files.
     before = {p.name: p.stat().st_mtime_ns for p in (work / "eval_runs").glob("eval_*.json")}
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
