@@ -69,7 +69,7 @@ class TrainConfig:
     padding: Padding = "dynamic"
     """"dynamic": pad to the longest in the batch; "max_length": pad to max_length (the seed)."""
     group_by_length: bool = True
-    """Batch examples of similar length together (less padding)."""
+    """Batch examples of similar length together (less padding); not with pairs_dir (random)."""
     lora_r: int = 16
     """LoRA rank."""
     lora_alpha: int = 32
@@ -252,7 +252,12 @@ def to_training_arguments(config: TrainConfig, output_dir: Path, has_eval: bool)
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
-        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        # With pairs, length grouping would order each megabatch of 50 items long to short, and
+        # a pair is twice a single's length: optimizer steps of only pairs, then of only single
+        # examples (measured: 10 single-only steps pushed P(INSECURE) of val pairs to ~0).
+        train_sampling_strategy="group_by_length"
+        if config.group_by_length and config.pairs_dir is None
+        else "random",
         bf16=bf16,
         use_cpu=not cuda_available(),
         seed=config.seed,

@@ -156,3 +156,14 @@ def test_training_items_are_sampled_singles_and_every_pair(tmp_path: Path) -> No
     assert items is not None
     assert sum(len(i) == 1 for i in items) == 3 and sum(len(i) == 2 for i in items) == 1
     assert tl._train_items(tl.resolve_config("smollm2-cpu"), rows) is None
+
+
+def test_pair_training_samples_at_random_not_by_length(tmp_path: Path) -> None:
+    from axon_infralinter.models import train_config as tc
+
+    plain = tc.to_training_arguments(tl.resolve_config("smollm2-cpu"), tmp_path, has_eval=False)
+    pairs = tc.to_training_arguments(
+        tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path), tmp_path, has_eval=False
+    )
+    assert str(plain.train_sampling_strategy) == "group_by_length"
+    assert str(pairs.train_sampling_strategy) == "random"
