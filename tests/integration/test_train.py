@@ -333,8 +333,8 @@ PUBLIC_MEMBER = INSECURE_BUCKET
 PRIVATE_MEMBER = INSECURE_BUCKET.replace('"allUsers"', '"group:ops@example.com"')
 
 
-def test_pairs_train_with_both_members_in_one_batch(records_dir: Path, tmp_path: Path) -> None:
-    # Two minimal pairs: the same block with one attribute insecure (broken) and fixed (clean).
+def _pair_dir(tmp_path: Path) -> Path:
+    """Two minimal pairs: the same block with one attribute insecure (broken) and fixed (clean)."""
     pairs_dir = tmp_path / "pairs"
     pairs_dir.mkdir()
     rows = []
@@ -347,26 +347,34 @@ def test_pairs_train_with_both_members_in_one_batch(records_dir: Path, tmp_path:
             )  # fmt: skip
             rows.append(rec)
     write_jsonl(pairs_dir / "train.jsonl", rows)
-    prompts = [r["input_text"] for r in rows]
-    before = load_predictor(None).score_prompts(prompts)
-    config = _config(
-        records_dir,
-        tmp_path,
-        pairs_dir=pairs_dir,
-        pair_weight=4.0,
-        max_train_examples=1,
-        max_steps=8,
-        learning_rate=3e-3,
-        eval_steps=8,
-        save_steps=8,
-        per_device_train_batch_size=3,  # one forward pass: the single example and both pairs
-        warmup_ratio=0.0,
-        tune_threshold=False,
-    )
-    adapter = train(config, load_settings(), progress=False)
-    summary = json.loads((adapter / "train_config.json").read_text())["summary"]
-    assert summary["train_pairs"] == 2 and summary["train_examples"] == 5
-    after = load_predictor(adapter).score_prompts(prompts)
-    gaps_before = [before[0] - before[1], before[2] - before[3]]
-    gaps_after = [after[0] - after[1], after[2] - after[3]]
-    assert all(g > 0.5 for g in gaps_after), (gaps_before, gaps_after)
+    return pairs_dir
+
+
+def test_pairs_train_with_both_members_in_one_batch(records_dir: Path, tmp_path: Path) -> None:
+    # The same 8 steps on the same items, without and with the ranking term: the term is what
+    # separates the members of each pair (plain cross-entropy moves both alike at first).
+    pairs_dir = _pair_dir(tmp_path)
+    prompts = [json.loads(line)["input_text"] for line in (pairs_dir / "train.jsonl").open()]
+    gaps = {}
+    for weight in (0.0, 8.0):
+        config = _config(
+            records_dir,
+            tmp_path / f"w{weight:g}",
+            pairs_dir=pairs_dir,
+            pair_weight=weight,
+            max_train_examples=1,
+            max_steps=8,
+            learning_rate=3e-3,
+            eval_steps=8,
+            save_steps=8,
+            per_device_train_batch_size=3,  # one forward pass: the single example and both pairs
+            warmup_ratio=0.0,
+            tune_threshold=False,
+        )
+        adapter = train(config, load_settings(), progress=False)
+        summary = json.loads((adapter / "train_config.json").read_text())["summary"]
+        assert summary["train_pairs"] == 2 and summary["train_examples"] == 5
+        s = load_predictor(adapter).score_prompts(prompts)
+        gaps[weight] = [s[0] - s[1], s[2] - s[3]]
+    assert all(g > 0 for g in gaps[8.0]), gaps
+    assert sum(gaps[8.0]) > sum(gaps[0.0]) + 0.1, gaps

@@ -62,8 +62,14 @@ def _headline_rows(summary: dict) -> list[str]:
         spf = row["seconds_per_file"]
         spf = spf.get("mean") if isinstance(spf, dict) else spf
         labeler = "**yes**" if row["labeler"] else "no"
+        # A row measured on a subset says so in the row itself.
+        n = (
+            row["n"]
+            if row["n"] == summary["n_files"]
+            else f"**{row['n']} of {summary['n_files']}**"
+        )
         rows.append(
-            f"| {row['model']} | {row['mode']} | {row['runs']} | {labeler} | {f1['mean']:.3f}{sd}{ci} "
+            f"| {row['model']} | {row['mode']} | {row['runs']} | {n} | {labeler} | {f1['mean']:.3f}{sd}{ci} "
             f"| {cell('roc_auc')} | {cell('mcc')} | {spf:.3g} |"
         )
     return rows
