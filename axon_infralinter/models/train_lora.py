@@ -164,6 +164,19 @@ def _check_init_adapter(config: TrainConfig) -> None:
         )
 
 
+def lineage_repos(records: Sequence[dict[str, Any]], init_adapter: Path | None) -> list[str]:
+    """The repositories an adapter has learnt from: its training examples' and, when it continued
+    from `--init-adapter`, every repository that adapter recorded (its own lineage included).
+
+    Without the second part an adapter continued from run E on another split would let
+    `axon evaluate` count test files from run E's training repositories.
+    """
+    repos = {str(r["repo"]) for r in records if r.get("repo")}
+    if init_adapter is not None:
+        repos |= set(read_adapter_meta(init_adapter).training_repos)
+    return sorted(repos)
+
+
 def _find_resume(config: TrainConfig, checkpoints: Path) -> str | None:
     if not config.resume_from_checkpoint:
         return None
@@ -266,9 +279,7 @@ def train(
         "train_examples": sum(map(len, items)) if items else len(train_rows),
         "train_pairs": sum(len(i) == 2 for i in items) if items else 0,
         # `axon evaluate` refuses test files from these repositories (inflated numbers).
-        "training_repos": sorted(
-            {str(r["repo"]) for r in _members(items, train_rows) if r.get("repo")}
-        ),
+        "training_repos": lineage_repos(_members(items, train_rows), config.init_adapter),
         "val_examples_for_loss": len(val_rows),
         "resumed_from": resume,
         "device": "cuda" if cuda_available() else "cpu",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -285,3 +286,17 @@ def test_records_without_id_fail_in_one_line_before_the_model_loads(
     assert code == 2
     assert len(err) == 1 and err[0].startswith("axon: ")
     assert str(data / "val.jsonl") in err[0] and "'id'" in err[0]
+
+
+def test_an_adapter_continued_from_another_records_that_adapters_repositories(
+    tmp_path: Path,
+) -> None:
+    """`axon evaluate` must refuse test files run E learnt from in an adapter continued from E."""
+    init = tmp_path / "E"
+    init.mkdir()
+    (init / "train_config.json").write_text(
+        json.dumps({"config": {}, "summary": {"training_repos": ["e/one", "shared/repo"]}})
+    )
+    records = [{"repo": "v2/new"}, {"repo": "shared/repo"}, {"repo": ""}, {}]
+    assert tl.lineage_repos(records, init) == ["e/one", "shared/repo", "v2/new"]
+    assert tl.lineage_repos(records, None) == ["shared/repo", "v2/new"]
