@@ -142,6 +142,12 @@ def _report(
           f"{limit['tokens']:,} prompt tokens / {limit['peak_gflops']:,.0f} GFLOP/s (bf16 matmul "
           f"peak) = {limit['limit_s']:.1f} s; the cold scan took {fmt_x(limit_x)} that "
           f"(target <= 1.5x): {v_limit}")  # fmt: skip
+    ran = cold["report"]["stats"].get("model_tokens", 0)
+    if ran:
+        print(f"  the model ran {ran:,} of those prompt tokens ({100 * ran / limit['tokens']:.0f}%: "
+              f"the instruction every prompt starts with once per call); "
+              f"{ran / cold['report']['seconds']:,.0f} tokens/s ran, "
+              f"{limit['tokens'] / cold['report']['seconds']:,.0f} prompt tokens/s judged")  # fmt: skip
     checkov_x = ratio(cold["wall"], scanners["checkov"]["wall"])
     print(f"  cold axon scan wall / checkov wall: {fmt_x(checkov_x)}")
     peak_kb = max(run["rss_kb"] for run in (cold, warm, after, explained))

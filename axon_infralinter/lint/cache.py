@@ -24,7 +24,8 @@ The fingerprint (`judge_fingerprint`) is the sha256 of
   the package version (the rule catalog behind the explanations ships with it).
 
 So a new adapter, base model, prompt or chunking rule starts a new cache and never reads an old
-verdict. Entries are written atomically (`files.atomic_write_json`): a killed scan leaves whole
+verdict. The same folder remembers which file texts parsed as HCL (`ParseCache`, `hcl-parsed/`), the other
+half of a warm re-scan's time. Entries are written atomically (`files.atomic_write_json`): a killed scan leaves whole
 entries or none. An entry that cannot be read back (truncated, edited, copied to another key) is
 counted as corrupt and rescored, never fatal; so is a cache folder that cannot be written (the scan
 goes on without storing).
@@ -122,6 +123,40 @@ class CacheCounts:
     """Entries that could not be written (the scan went on)."""
 
 
+class ParseCache:
+    """The file texts that parsed as HCL, remembered so that a re-scan does not parse them again.
+
+    One empty marker file per text, named by its sha256, under a folder per HCL parser version
+    (`<folder>/<parser version>/<sha[:2]>/<sha>`): another parser starts afresh. Only texts that
+    parsed are marked (a file that does not parse is parsed again, to say why). A marker that
+    cannot be written is skipped: the text is parsed again next time.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        from importlib import metadata
+
+        try:
+            parser = metadata.version("bc-python-hcl2")
+        except metadata.PackageNotFoundError:
+            parser = "unknown"
+        self.folder = folder / f"bc-python-hcl2-{parser}"
+
+    def _marker(self, text: str) -> Path:
+        sha = sha256_text(text)
+        return self.folder / sha[:2] / sha
+
+    def holds(self, text: str) -> bool:
+        """Whether this exact text parsed before."""
+        return self._marker(text).is_file()
+
+    def add(self, text: str) -> None:
+        """Remember that this text parsed."""
+        try:
+            atomic_write_text(self._marker(text), "")
+        except OSError:
+            pass
+
+
 class VerdictCache:
     """Entries of one judge (one fingerprint) under a cache folder."""
 
@@ -129,6 +164,8 @@ class VerdictCache:
         self.folder = folder
         self.fingerprint = fingerprint
         self.counts = CacheCounts()
+        self.parsed = ParseCache(folder / "hcl-parsed")
+        """Texts known to parse (judge-independent): `lint.inputs.read_terraform` skips them."""
 
     def path(self, sha: str) -> Path:
         """Where the entry of a chunk text's sha256 lives."""

@@ -28,6 +28,7 @@ it is bumped). `schema_version` 1:
                 "scored": int,      distinct texts the model scored (forward passes)
                 "explained": int,   distinct texts the model explained (generate calls)
                 "corrupt": int,     cache entries unreadable, rescored
+                "model_tokens": int,  prompt tokens the model ran (shared instruction once per call)
                 "cache": bool},     whether the verdict cache was used (lint.scan.ScanStats)
       "diff": null | {"ref": str, "commit": str, "scope": "blocks" | "files",
                       "changed_files": int},   what --diff compared

@@ -16,7 +16,7 @@ import glob
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import hcl2
 import pathspec
@@ -217,13 +217,25 @@ def _link_problem(path: Path, bound: Path | None) -> tuple[NotificationKind, str
     return None
 
 
-def read_terraform(path: Path, rel: str, max_bytes: int) -> str | Notification:
+class ParsedTexts(Protocol):
+    """Texts known to parse as HCL, by sha256 (`lint.cache.ParseCache`)."""
+
+    def holds(self, text: str) -> bool: ...
+
+    def add(self, text: str) -> None: ...
+
+
+def read_terraform(
+    path: Path, rel: str, max_bytes: int, parsed: ParsedTexts | None = None
+) -> str | Notification:
     """Read and check one file.
 
     Args:
         path: The file.
         rel: Its reported path (for the notification).
         max_bytes: Size limit.
+        parsed: Texts already known to parse: such a text is not parsed again (the parse is most
+            of a warm re-scan's time), and a text that parses is added.
 
     Returns:
         The text with `\\n` line ends when it is valid HCL or suppressed on line 1, else the
@@ -252,10 +264,14 @@ def read_terraform(path: Path, rel: str, max_bytes: int) -> str | Notification:
     if not strip_comments(text).strip():
         what = "empty file" if not text.strip() else "no Terraform code (only comments)"
         return Notification(rel, "empty", what, "warning")
+    if parsed is not None and parsed.holds(text):
+        return text
     try:
         hcl2.loads(text)
     except Exception as e:  # lark raises many types; any parse failure is bad input
         return Notification(rel, "invalid-hcl", _hcl_error(e))
+    if parsed is not None:
+        parsed.add(text)
     return text
 
 

@@ -171,6 +171,9 @@ class ScanStats:
     """Distinct texts the model explained (one generate each)."""
     corrupt: int = 0
     """Cache entries that could not be read back, and were rescored."""
+    model_tokens: int = 0
+    """Prompt tokens the model ran to score them: the instruction every prompt starts with is run
+    once per call (`models.predict.Predictor.score_prompts`), so fewer than their prompts hold."""
     cache: bool = False
     """Whether a verdict cache was used (False with --no-cache)."""
 
@@ -273,7 +276,7 @@ def scan(
         if ignore is not None and not Path(rel).is_absolute() and ignore.match_file(rel):
             verdicts[rel] = FileVerdict(rel, "suppressed", reason=AXONIGNORE_REASON)
             continue
-        text = read_terraform(path, rel, options.max_bytes)
+        text = read_terraform(path, rel, options.max_bytes, cache.parsed if cache else None)
         if isinstance(text, Notification):
             notifications.append(text)
             verdicts[rel] = FileVerdict(rel, "error", error=text.message)
@@ -410,12 +413,15 @@ def _judge(
     # Shortest first: slices of similar lengths pad little in the predictor's batches.
     missing = sorted((k for k in text_of if k not in known), key=lambda k: len(text_of[k]))
     bar = tqdm(total=len(missing), desc="judging", unit="chunk", disable=not progress)
+    counters = getattr(predictor, "stats", {})
+    computed_before = counters.get("tokens_computed", 0)
     for part in _slices(missing):
         for key, score in zip(part, predictor.score([text_of[k] for k in part]), strict=True):
             store(key, CachedVerdict(float(score)))
         bar.update(len(part))
     bar.close()
     stats.scored = len(missing)
+    stats.model_tokens = int(counters.get("tokens_computed", 0) - computed_before)
 
     generate = getattr(predictor, "generate", None)
     show = explain and generate is not None

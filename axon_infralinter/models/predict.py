@@ -16,6 +16,7 @@ Prompts are built by `data.prompt.build_prompt` and truncated exactly as in trai
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Sequence
@@ -71,6 +72,10 @@ class Predictor:
     """The base model it was loaded from (`load_base_model` name: embedded, folder or HF id)."""
     bf16_autocast: bool = True
     """On a CPU with bf16 support, run the matmuls in bf16 (False: plain fp32)."""
+    max_batch_tokens: int = 2048
+    """Score mode: at most this many tokens (rows x longest) in one forward pass. Past about 2,000
+    the activations outgrow the CPU's caches and the elementwise work slows down (8 x 1,000
+    tokens: 2,170 tokens/s, 2 x 1,000: 3,164, on this project's 2-core Xeon)."""
     tokens_processed: int = 0
     stats: dict[str, float] = field(default_factory=dict)
 
@@ -100,7 +105,17 @@ class Predictor:
     def score_prompts(
         self, prompts: Sequence[str], batch_size: int = 8, progress: bool = False
     ) -> list[float]:
-        """P(INSECURE) for ready-built prompts (input_text), batched and length-sorted."""
+        """P(INSECURE) for ready-built prompts (input_text), batched and length-sorted.
+
+        Every prompt starts with the same instruction (~42 tokens, a quarter of an average
+        chunk's prompt), so its keys and values are computed once per call and shared by every
+        batch (`shared_prefix_length`, `_shared_prefix_cache`); each batch runs only the rest of its
+        prompts, right-padded: causal attention keeps the padding after the last real token out
+        of what that token sees, so no attention mask is needed. The same scores as one full
+        forward pass per prompt in fp32 (`tests/integration/test_score_mode.py`), and up to
+        rounding under bf16 (253 blocks of 50 corpus files: max |change| 0.013, no verdict
+        changed; a cold `axon scan` of them 1.22x faster).
+        """
         import torch
 
         secure_id, insecure_id = self._label_token_ids()
@@ -124,34 +139,47 @@ class Predictor:
             leave=False,
         )
         with torch.inference_mode(), self._autocast():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                width = max(len(ids[i]) for i in chunk)
-                # Left padding: every sequence ends at the last position, where we read the logits.
+            n_prefix = shared_prefix_length(ids)
+            prefix: list[tuple[Any, Any]] = []
+            if n_prefix:
+                out = decoder(
+                    input_ids=torch.tensor([ids[0][:n_prefix]], device=device), use_cache=True
+                )
+                prefix = [(layer.keys, layer.values) for layer in out.cache.layers]
+                self.stats["tokens_computed"] = self.stats.get("tokens_computed", 0) + n_prefix
+            for chunk in token_batches(
+                [len(ids[i]) - n_prefix for i in order], batch_size, self.max_batch_tokens
+            ):
+                chunk = [order[k] for k in chunk]
+                rest = [ids[i][n_prefix:] for i in chunk]
+                width = max(len(r) for r in rest)
                 input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(chunk), width), dtype=torch.long)
-                for row, i in enumerate(chunk):
-                    seq = ids[i]
-                    input_ids[row, width - len(seq) :] = torch.tensor(seq)
-                    mask[row, width - len(seq) :] = 1
-                position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+                for row, seq in enumerate(rest):
+                    input_ids[row, : len(seq)] = torch.tensor(seq)
                 # The decoder alone (no LM head over 49k tokens, no per-layer hidden states: peak
                 # memory stays near the weights). bf16 logits near 30 move in steps of 0.125, which
                 # ties different files, so the two label logits are computed here in fp32 from the
                 # final (normed) hidden state.
                 out = decoder(
                     input_ids=input_ids.to(device),
-                    attention_mask=mask.to(device),
-                    position_ids=position_ids.to(device),
-                    use_cache=False,
+                    position_ids=torch.arange(n_prefix, n_prefix + width, device=device)
+                    .unsqueeze(0)
+                    .expand(len(chunk), -1),
+                    cache=_shared_prefix_cache(prefix, len(chunk)) if prefix else None,
+                    use_cache=bool(prefix),
                 )
-                hidden = out.last_hidden_state[:, -1, :].float()
+                last = torch.tensor([len(r) - 1 for r in rest], device=device)
+                hidden = out.last_hidden_state[
+                    torch.arange(len(chunk), device=device), last
+                ].float()
                 with torch.autocast(device.type, enabled=False):
                     pair = hidden @ head.T
                 probs = torch.softmax(pair, dim=-1)[:, 1].tolist()
                 for i, p in zip(chunk, probs, strict=True):
                     scores[i] = float(p)
-                self.tokens_processed += int(mask.sum())
+                real = sum(len(r) for r in rest)
+                self.tokens_processed += real + n_prefix * len(chunk)
+                self.stats["tokens_computed"] = self.stats.get("tokens_computed", 0) + real
                 bar.update(len(chunk))
         bar.close()
         self.stats["score_seconds"] = (
@@ -286,6 +314,65 @@ class Predictor:
     def generate(self, codes: Sequence[str], **kwargs: Any) -> list[str]:
         """Generated answers for Terraform code."""
         return self.generate_prompts([build_prompt(c, self.keep_comments) for c in codes], **kwargs)
+
+
+def token_batches(lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Consecutive batches of positions of `lengths` (sorted ascending): at most `max_rows` rows
+    and rows x the batch's longest length <= `max_tokens` (a longer one goes alone)."""
+    batches: list[list[int]] = []
+    for k, n in enumerate(lengths):
+        if batches and len(batches[-1]) < max_rows and (len(batches[-1]) + 1) * n <= max_tokens:
+            batches[-1].append(k)
+        else:
+            batches.append([k])
+    return batches
+
+
+def shared_prefix_length(ids: Sequence[Sequence[int]]) -> int:
+    """Tokens every sequence starts with, leaving each at least one token of its own (whose hidden
+    state gives the verdict); 0 for no sequences."""
+    if not ids:
+        return 0
+    first, n = ids[0], min(len(seq) for seq in ids) - 1
+    for seq in ids[1:]:
+        k = 0
+        while k < n and seq[k] == first[k]:
+            k += 1
+        n = k
+    return max(n, 0)
+
+
+def _shared_prefix_cache(prefix: Sequence[tuple[Any, Any]], batch: int) -> Any:
+    """A KV cache holding the shared prefix for `batch` rows, which a forward pass reads but does
+    not grow: nothing is decoded after scoring, so the batch's own keys and values are not kept."""
+    from transformers.cache_utils import Cache
+
+    layers = []
+    for keys, values in prefix:
+        layer = _shared_prefix_layer_class()()
+        layer.lazy_initialization(keys, values)
+        layer.keys = keys.expand(batch, -1, -1, -1)
+        layer.values = values.expand(batch, -1, -1, -1)
+        layers.append(layer)
+    return Cache(layers=layers)
+
+
+@functools.cache
+def _shared_prefix_layer_class() -> type:
+    from transformers.cache_utils import DynamicLayer
+
+    class SharedPrefixLayer(DynamicLayer):  # type: ignore[misc]
+        """A cache layer that returns prefix + new keys/values without storing the new ones."""
+
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+            import torch
+
+            return (
+                torch.cat([self.keys, key_states], dim=-2),
+                torch.cat([self.values, value_states], dim=-2),
+            )
+
+    return SharedPrefixLayer
 
 
 SHIPPED_ADAPTER = Path(__file__).resolve().parents[1] / "adapters" / "default"

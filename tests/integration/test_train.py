@@ -319,7 +319,8 @@ def test_two_process_ddp_over_gloo(records_dir: Path, tmp_path: Path) -> None:
         timeout=900,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # A rank's own one-line error comes first; torchrun's summary of the failure last.
+    assert proc.returncode == 0, proc.stderr[:1500] + "\n...\n" + proc.stderr[-1000:]
     state = json.loads((out / "ckpt" / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     assert (out / "adapter" / "adapter_model.safetensors").is_file()

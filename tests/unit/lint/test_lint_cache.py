@@ -198,3 +198,47 @@ def test_judge_fingerprint_follows_weights_not_threshold(tmp_path: Path) -> None
     assert fp(adapter=None) != first
     (adapter / "adapter_model.safetensors").write_bytes(b"other lora weights")
     assert fp() != first
+
+
+def test_a_warm_rescan_does_not_parse_a_file_again(tmp_path: Path, predictor, cache, monkeypatch):
+    (tmp_path / "a.tf").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "bad.tf").write_text('resource "x" "y" {\n  a = \n', encoding="utf-8")
+    import axon_infralinter.lint.inputs as inputs
+
+    parsed: list[str] = []
+    real = inputs.hcl2.loads
+
+    def counting(text: str):
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(inputs.hcl2, "loads", counting)
+    cold = _scan(tmp_path, predictor, cache)
+    assert len(parsed) == 2
+    warm = _scan(tmp_path, predictor, cache)
+    assert parsed[2:] == [(tmp_path / "bad.tf").read_text()]  # only the file that did not parse
+    assert [f.status for f in warm.files] == [f.status for f in cold.files] == ["scanned", "error"]
+    _scan(tmp_path, predictor, None)  # --no-cache parses every file
+    assert len(parsed) == 5
+
+
+def test_an_edited_file_is_parsed_again(tmp_path: Path, predictor, cache) -> None:
+    target = tmp_path / "a.tf"
+    target.write_text(GOOD, encoding="utf-8")
+    _scan(tmp_path, predictor, cache)
+    target.write_text(GOOD.replace('"b"\n}', '"b"\n'), encoding="utf-8")  # now invalid
+    report = _scan(tmp_path, predictor, cache)
+    assert report.files[0].status == "error" and "invalid HCL" in (report.files[0].error or "")
+
+
+def test_parse_cache_survives_an_unwritable_folder(tmp_path: Path) -> None:
+    from axon_infralinter.lint.cache import ParseCache
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x", encoding="utf-8")
+    parsed = ParseCache(blocker)
+    parsed.add(GOOD)  # no error raised
+    assert not parsed.holds(GOOD)
+    ok = ParseCache(tmp_path / "ok")
+    ok.add(GOOD)
+    assert ok.holds(GOOD) and not ok.holds(BAD_ACL)

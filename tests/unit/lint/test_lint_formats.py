@@ -178,6 +178,7 @@ def test_json_document() -> None:
         "scored": 0,
         "explained": 0,
         "corrupt": 0,
+        "model_tokens": 0,
         "cache": False,
     }
     assert (doc["diff"], doc["baseline"]) == (None, None)
