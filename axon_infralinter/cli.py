@@ -194,6 +194,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "init_adapter": args.init_adapter,
         "pairs_dir": args.pairs,
         "pair_weight": args.pair_weight,
+        "anchor_weight": args.anchor_weight,
         "max_train_examples": args.max_train_examples,
     }
     config = (
@@ -345,6 +346,7 @@ def _cmd_scan(args: argparse.Namespace, settings: Settings) -> int:
         explain=not args.no_explain,
         diff_ref=args.diff,
         diff_scope=args.diff_scope,
+        judge_context=args.judge_context_blocks,
     )
     # Bad input is one line before the model loads: the ref, the baseline file.
     if options.diff_ref is not None and options.root is not None:

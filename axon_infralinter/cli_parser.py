@@ -173,6 +173,12 @@ def _add_train(sub: Any, handlers: Handlers) -> None:
         "--pair-weight", type=float, help="weight of the pairs' ranking term (default 1)"
     )
     t.add_argument(
+        "--anchor-weight",
+        type=float,
+        help="with --pairs: hold single examples' verdict margins near the starting model's "
+        "(weight of (d - d_start)^2; default 0)",
+    )
+    t.add_argument(
         "--max-train-examples",
         type=int,
         help="keep at most N single training examples (a seeded sample; pairs all kept)",
@@ -298,6 +304,12 @@ def _add_scan(sub: Any, handlers: Handlers) -> None:
         help="judge code with its comments (default strips them)",
     )
     s.add_argument("--no-explain", action="store_true", help="skip generated explanations (faster)")
+    s.add_argument(
+        "--judge-context-blocks",
+        action="store_true",
+        help="also judge chunks of only variable/output/locals/terraform blocks (default: SECURE, "
+        "no model call: no scanner rule inspects them)",
+    )
     # Pull requests (docs/ci.md): changed code only, a baseline, no chunk judged twice.
     s.add_argument(
         "--diff",

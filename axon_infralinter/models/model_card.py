@@ -79,6 +79,11 @@ def _start_lines(config: TrainConfig) -> list[str]:
             f"ranking term weight {config.pair_weight} (`models.pair_train`); single examples "
             f"capped at {config.max_train_examples or 'all'}"
         )
+        if config.anchor_weight:
+            lines.append(
+                f"- Anchor term weight {config.anchor_weight}: single examples' decision margins "
+                "held near the starting model's, (d - d_start)^2 (`models.pair_train`)"
+            )
     return lines
 
 

@@ -15,17 +15,30 @@ batch's pairs and divided by the items of an accumulated batch (gradient accumul
 per-device batch size), so it is a mean per item whatever the accumulation, as the
 cross-entropy is a mean per target token (`loss.make_loss_function`).
 
+The anchor term (`anchor_weight`, learning without forgetting): the pairs teach which attribute
+values matter, but in runs H2 and P05 they also cost the file-level ranking of real blocks
+(ROC-AUC 0.871 -> 0.825 / 0.835), while continued training on single examples alone did not
+(run S1, 0.861). So each single example may carry the decision margin the starting model gave it
+(`reference_margins`, once, before training), and the loss adds
+
+    anchor_weight * (d - d_start)^2
+
+on those rows, summed and divided like the ranking term: real blocks keep their verdicts, the pairs
+move what the pairs are about.
+
 Items:
 - `pair_items`: the pairs of a `pairs/<split>.jsonl` (`schema.read_pairs`), broken first, and
   its `neutral` variants as single examples;
 - `tokenize_items`: every member tokenized as in plain training (`tokens.tokenize_example`);
 - `PairCollator`: flattens items into rows, pads them, adds `pair_rows` (the (broken, clean) row
   indices of each pair) and `logits_to_keep`;
-- `pair_rank_loss` / `make_pair_trainer`: the ranking term and the Trainer that adds it.
+- `pair_rank_loss` / `make_pair_trainer`: the ranking term and the Trainer that adds it;
+- `reference_margins` / `anchor_loss`: the starting model's margins and the anchor term.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,8 +111,9 @@ class PairCollator:
 
     Plain tokenized examples (the validation split) pass through as one row each.
 
-    The batch gets `pair_rows`, a (pairs, 2) tensor of the (broken, clean) row indices, and
-    `logits_to_keep` (the LM head runs only where target tokens are predicted).
+    The batch gets `pair_rows`, a (pairs, 2) tensor of the (broken, clean) row indices,
+    `logits_to_keep` (the LM head runs only where target tokens are predicted) and, when an item
+    carries `ref_margin` (`reference_margins`), `ref_margins`: one float per row, NaN where none.
     """
 
     def __init__(self, collator: Callable[[list[dict[str, Any]]], dict[str, Any]]) -> None:
@@ -110,20 +124,26 @@ class PairCollator:
 
         rows: list[dict[str, Any]] = []
         pairs: list[tuple[int, int]] = []
+        refs: list[float] = []
         keys = ("input_ids", "attention_mask", "labels")
         for feature in features:
             start = len(rows)
             ids = feature["input_ids"]
             if ids and not isinstance(ids[0], (list, tuple)):  # a plain example (validation)
                 rows.append({key: feature[key] for key in keys})
+                refs.append(math.nan)
                 continue
             for k in range(len(ids)):
                 rows.append({key: feature[key][k] for key in keys})
+            ref = feature.get("ref_margin")
+            refs.extend(float(v) for v in ref) if ref else refs.extend([math.nan] * len(ids))
             if feature.get("pair"):
                 pairs.append((start, start + 1))
         batch = self.collator(rows)
         batch["logits_to_keep"] = logits_to_keep(batch["labels"])
         batch["pair_rows"] = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2)
+        if any(not math.isnan(v) for v in refs):
+            batch["ref_margins"] = torch.tensor(refs, dtype=torch.float32)
         return batch
 
 
@@ -150,16 +170,77 @@ def pair_rank_loss(margins: Any, pair_rows: Any) -> Any:
     return F.softplus(-diff).sum()
 
 
+def anchor_loss(margins: Any, reference: Any) -> Any:
+    """Sum of (d - d_start)^2 over the rows with a reference margin (NaN: no term for that row)."""
+    keep = ~reference.isnan()
+    diff = margins[keep] - reference[keep].to(margins.device, margins.dtype)
+    return (diff * diff).sum()
+
+
+def reference_margins(
+    model: Any,
+    features: Sequence[dict[str, Any]],
+    collator: PairCollator,
+    label_ids: tuple[int, int],
+    dtype: Any = None,
+    batch_rows: int = 8,
+    progress: bool = True,
+) -> list[list[float]]:
+    """Per tokenized item (`tokenize_items`): the model's decision margin on each member as it is
+    now, in eval mode (no dropout) and under the training's autocast `dtype`; single items only,
+    the members of pairs get NaN (they are meant to move).
+
+    Items go through in length order, `batch_rows` at a time, through the training collator.
+    """
+    import torch
+    from tqdm import tqdm
+
+    secure_id, insecure_id = label_ids
+    out = [[math.nan] * len(f["input_ids"]) for f in features]
+    singles = sorted(
+        (i for i, f in enumerate(features) if not f["pair"]), key=lambda i: features[i]["length"]
+    )
+    device = next(model.parameters()).device
+    autocast = dtype is not None and str(dtype) == "torch.bfloat16"
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=len(singles), desc="anchor margins", unit="example", disable=not progress)
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+            for start in range(0, len(singles), batch_rows):
+                chosen = singles[start : start + batch_rows]
+                batch = collator([{**features[i], "ref_margin": None} for i in chosen])
+                logits = model(
+                    input_ids=batch["input_ids"].to(device),
+                    attention_mask=batch["attention_mask"].to(device),
+                    logits_to_keep=batch["logits_to_keep"],
+                ).logits
+                margins = decision_margins(logits, batch["labels"], secure_id, insecure_id)
+                for i, value in zip(chosen, margins.tolist(), strict=True):
+                    out[i][0] = float(value)
+                bar.update(len(chosen))
+    finally:
+        bar.close()
+        model.train(was_training)
+    return out
+
+
 def make_pair_trainer(
-    pair_weight: float, label_ids: tuple[int, int], items_per_step: int, **trainer_kwargs: Any
+    pair_weight: float,
+    label_ids: tuple[int, int],
+    items_per_step: int,
+    anchor_weight: float = 0.0,
+    **trainer_kwargs: Any,
 ) -> Any:
-    """A transformers Trainer whose training loss adds the pairs' ranking term.
+    """A transformers Trainer whose training loss adds the pairs' ranking term (and the anchor
+    term on the rows that carry a reference margin).
 
     Args:
         pair_weight: Weight of the ranking term (0: pairs are two plain examples in one batch).
         label_ids: Token ids of SECURE and INSECURE at the decision position.
         items_per_step: Items per optimizer step per device (accumulation x batch size): the
-            divisor that makes the term a mean per item.
+            divisor that makes each term a mean per item.
+        anchor_weight: Weight of the anchor term (0: none).
         trainer_kwargs: As for `transformers.Trainer`.
     """
     from transformers import Trainer
@@ -175,14 +256,20 @@ def make_pair_trainer(
             num_items_in_batch: Any = None,
         ) -> Any:
             pair_rows = inputs.pop("pair_rows", None)
+            reference = inputs.pop("ref_margins", None)
             labels = inputs.get("labels")
             loss, outputs = super().compute_loss(
                 model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
             )
-            if pair_weight and pair_rows is not None and pair_rows.numel() and labels is not None:
+            rank_on = bool(pair_weight and pair_rows is not None and pair_rows.numel())
+            anchor_on = bool(anchor_weight and reference is not None)
+            if labels is not None and (rank_on or anchor_on):
                 margins = decision_margins(outputs.logits, labels, secure_id, insecure_id)
-                rank = pair_rank_loss(margins, pair_rows.to(margins.device))
-                loss = loss + pair_weight * rank / items_per_step
+                if rank_on:
+                    rank = pair_rank_loss(margins, pair_rows.to(margins.device))
+                    loss = loss + pair_weight * rank / items_per_step
+                if anchor_on:
+                    loss = loss + anchor_weight * anchor_loss(margins, reference) / items_per_step
             return (loss, outputs) if return_outputs else loss
 
     return PairTrainer(**trainer_kwargs)

@@ -118,6 +118,11 @@ class TrainConfig:
     join the training examples."""
     pair_weight: float = 1.0
     """Weight of the pairs' ranking term softplus(-(d_broken - d_clean)) (0: none)."""
+    anchor_weight: float = 0.0
+    """Weight of the anchor term (d - d_start)^2 on single examples: d_start is the starting
+    model's (the --init-adapter's) decision margin on the same example, computed once before
+    training (`models.pair_train`); it keeps real blocks' verdicts while the pairs train (0: none).
+    Needs --pairs."""
     max_train_examples: int | None = None
     """Keep at most this many single training examples (data_dir's and the neutral variants;
     a seeded random sample); every pair is kept. None: all."""
@@ -143,6 +148,8 @@ class TrainConfig:
             (self.label_weight > 0, f"--label-weight must be > 0, got {self.label_weight}"),
             (self.pairs_dir is None or self.loss_on == "target", "training with pairs needs loss_on target"),
             (self.pair_weight >= 0, f"--pair-weight must be >= 0, got {self.pair_weight}"),
+            (self.anchor_weight >= 0, f"--anchor-weight must be >= 0, got {self.anchor_weight}"),
+            (not self.anchor_weight or self.pairs_dir is not None, "--anchor-weight needs --pairs"),
             (self.max_train_examples is None or self.max_train_examples >= 1, "--max-train-examples must be >= 1"),
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}"),

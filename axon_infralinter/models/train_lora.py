@@ -46,6 +46,7 @@ from axon_infralinter.models.pair_train import (
     PairCollator,
     make_pair_trainer,
     pair_items,
+    reference_margins,
     sample_singles,
     tokenize_items,
 )
@@ -423,6 +424,14 @@ def _make_trainer(
     )
     if with_pairs:
         collator = PairCollator(collator)
+        if config.anchor_weight:
+            # The starting model's margins, before the Trainer exists (and before a resumed
+            # checkpoint's weights load): the anchor is always the run's start.
+            refs = reference_margins(
+                model, list(train_ds), collator, label_token_ids(tokenizer),
+                dtype=resolve_dtype(config.precision), progress=progress,
+            )  # fmt: skip
+            train_ds = train_ds.add_column("ref_margin", refs)
     elif config.loss_on == "target":
         collator = TargetLogitsCollator(collator)
     args = to_training_arguments(config, checkpoints, has_eval=val_ds is not None)
@@ -445,7 +454,11 @@ def _make_trainer(
         return Trainer(**kwargs)
     items_per_step = config.gradient_accumulation_steps * config.per_device_train_batch_size
     return make_pair_trainer(
-        config.pair_weight, label_token_ids(tokenizer), items_per_step, **kwargs
+        config.pair_weight,
+        label_token_ids(tokenizer),
+        items_per_step,
+        anchor_weight=config.anchor_weight,
+        **kwargs,
     )
 
 

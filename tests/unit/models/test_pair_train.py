@@ -167,3 +167,99 @@ def test_pair_training_samples_at_random_not_by_length(tmp_path: Path) -> None:
     )
     assert str(plain.train_sampling_strategy) == "group_by_length"
     assert str(pairs.train_sampling_strategy) == "random"
+
+
+def test_anchor_loss_is_zero_at_the_start_and_ignores_rows_without_a_reference() -> None:
+    import torch
+
+    reference = torch.tensor([1.0, math.nan, -2.0])
+    assert float(pt.anchor_loss(torch.tensor([1.0, 9.0, -2.0]), reference)) == 0.0
+    margins = torch.tensor([2.0, 50.0, -2.0], requires_grad=True)
+    loss = pt.anchor_loss(margins, reference)
+    assert math.isclose(float(loss.detach()), 1.0)  # (2 - 1)^2; the NaN row adds nothing
+    loss.backward()
+    assert margins.grad is not None and margins.grad.tolist() == [2.0, 0.0, 0.0]
+
+
+def test_collator_carries_reference_margins_only_when_an_item_has_one() -> None:
+    single = [{"input_text": build_prompt("x = 1"), "target_text": "SECURE"}]
+    pair = [
+        {"input_text": build_prompt("y = 0"), "target_text": "INSECURE"},
+        {"input_text": build_prompt("y = 1"), "target_text": "SECURE"},
+    ]
+    items = pt.tokenize_items([single, pair], TOK, max_length=2048)
+    collate = pt.PairCollator(_right_pad)
+    assert "ref_margins" not in collate(items)
+    items[0]["ref_margin"], items[1]["ref_margin"] = [1.5], [math.nan, math.nan]
+    refs = collate(items)["ref_margins"].tolist()
+    assert refs[0] == 1.5 and all(math.isnan(v) for v in refs[1:])
+
+
+class _MarginModel:
+    """A stand-in causal LM: the logit of token t at every position is t * (input id sum) / 1000,
+    so each row's margin is known in closed form; records the train/eval switches."""
+
+    def __init__(self) -> None:
+        import torch
+
+        self.training = True
+        self.calls: list[bool] = []
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):  # noqa: ANN201
+        yield self.weight
+
+    def eval(self) -> None:
+        self.training = False
+
+    def train(self, mode: bool = True) -> None:
+        self.training = mode
+
+    def __call__(self, input_ids, attention_mask, logits_to_keep):  # noqa: ANN001, ANN204
+        import torch
+
+        self.calls.append(self.training)
+        vocab = 128  # CharTokenizer: ASCII code points
+        total = (input_ids * attention_mask).sum(dim=1, keepdim=True).float()
+        scale = torch.arange(vocab).float().view(1, 1, -1) * total.view(-1, 1, 1) / 1000
+        logits = scale.expand(input_ids.size(0), input_ids.size(1), vocab)
+        return type("Out", (), {"logits": logits[:, -logits_to_keep:, :]})()
+
+
+def test_reference_margins_score_single_items_in_eval_mode_and_leave_pairs_out() -> None:
+    from axon_infralinter.models.tokens import label_token_ids
+
+    items = [
+        [{"input_text": build_prompt("a = 1"), "target_text": "SECURE"}],
+        [
+            {"input_text": build_prompt("y = 0"), "target_text": "INSECURE"},
+            {"input_text": build_prompt("y = 1"), "target_text": "SECURE"},
+        ],
+        [{"input_text": build_prompt("a_longer = 12"), "target_text": "INSECURE"}],
+    ]
+    features = pt.tokenize_items(items, TOK, max_length=2048)
+    model = _MarginModel()
+    secure, insecure = label_token_ids(TOK)
+    refs = pt.reference_margins(
+        model, features, pt.PairCollator(_right_pad), (secure, insecure), batch_rows=1,
+        progress=False,
+    )  # fmt: skip
+    assert model.calls == [False, False] and model.training  # eval for scoring, then restored
+    assert all(math.isnan(v) for v in refs[1]) and len(refs[1]) == 2
+    for k in (0, 2):
+        # The margin at the decision position of a model whose logits are t * sum(ids) / 1000
+        # (the same at every position, so the prompt's total is what counts).
+        total = sum(features[k]["input_ids"][0])
+        assert math.isclose(refs[k][0], (insecure - secure) * total / 1000, rel_tol=1e-5)
+
+
+def test_the_anchor_needs_pairs_and_a_non_negative_weight(tmp_path: Path) -> None:
+    from axon_infralinter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--anchor-weight needs --pairs"):
+        tl.resolve_config("smollm2-cpu", anchor_weight=1.0)
+    with pytest.raises(ConfigError, match="--anchor-weight must be >= 0"):
+        tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path, anchor_weight=-0.5)
+    assert (
+        tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path, anchor_weight=1.0).anchor_weight == 1
+    )
