@@ -62,6 +62,11 @@ class Sizes:
     """Score / generate timings, interleaved; each mode's time is summed over the rounds."""
     scan_files: int = 50
     """Corpus files given to `axon scan`."""
+    context_repo: str = "terraform-aws-modules__terraform-aws-eks"
+    """Corpus folder scanned whole with and without judging context-only chunks (a module
+    repository: variables.tf, outputs.tf and versions.tf beside the resources)."""
+    context_files: int = 60
+    """At most this many of its .tf files (sorted by path)."""
     injection_files: int = 50
     """INSECURE test files given the injected comment."""
     mutate_sources: int = 30
@@ -80,6 +85,7 @@ QUICK = Sizes(
     max_new_tokens=8,
     predict_rounds=1,
     scan_files=3,
+    context_files=4,
     injection_files=4,
     mutate_sources=2,
 )

@@ -10,7 +10,10 @@ in this one run, each in a child process that reports its own peak RSS (VmHWM) a
 5. `checkov -d FOLDER` and `trivy config FOLDER`, run offline as `data.scanner` runs them,
 
 then puts the cold scan's time beside its FLOP limit: 2 x linear-layer weights x prompt tokens of
-the chunks it scored / the bf16 matmul peak measured here (target <= 1.5x). bench/README.md section
+the chunks it scored / the bf16 matmul peak measured here (target <= 1.5x). Last, one real module
+repository (`sizes.context_repo`) is scanned cold twice, with context-only chunks (only variable,
+output, locals and terraform blocks) reported SECURE unjudged (the default) and judged
+(`--judge-context-blocks`): the time saved and whether any verdict differs. bench/README.md section
 4 says what each figure means.
 """
 
@@ -87,9 +90,51 @@ def bench_scan(ctx: Context) -> Section:
         explained = _scan_in_child(args, homes[1])
         scanners = {tool: _scanner_in_child(tool, folder) for tool in ("checkov", "tfsec")}
         limit = _flop_limit(ctx, folder, peak_before)
-    return _report(
+        context = _context_runs(ctx, Path(tmp))
+    section = _report(
         ctx, len(sample), cold, warm, after, explained, scanners, edited, expected, limit
     )
+    if context is not None:
+        section.figures["context_blocks"] = context
+    return section
+
+
+def _context_runs(ctx: Context, tmp: Path) -> dict[str, Any] | None:
+    """Cold scans of one module repository without and with judging context-only chunks: their
+    times, chunks judged, and the verdicts that differ (None: the folder is not in the corpus)."""
+    source = (ctx.settings.corpus or Path("/nonexistent")) / ctx.sizes.context_repo
+    files = sorted(source.rglob("*.tf"))[: ctx.sizes.context_files]
+    if not files:
+        print(f"  context blocks: {source} not found: skipped")
+        return None
+    folder = tmp / "module"
+    for path in files:
+        target = folder / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    args = [str(folder), "--format", "json", "--no-explain"]
+    skip = _scan_in_child(args, _home(tmp / "home-context", ctx))
+    judge = _scan_in_child([*args, "--judge-context-blocks"], _home(tmp / "home-judge", ctx))
+    a, b = skip["report"], judge["report"]
+    by_path = {f["path"]: f for f in b["files"]}
+    flagged = differs = 0
+    for f in a["files"]:
+        for mine, theirs in zip(f["blocks"], by_path[f["path"]]["blocks"], strict=True):
+            if mine["context"]:
+                flagged += theirs["label"] == "INSECURE"
+            else:
+                differs += mine["label"] != theirs["label"]
+    changed = sum(f["label"] != by_path[f["path"]]["label"] for f in a["files"])
+    speedup = ratio(b["seconds"], a["seconds"])
+    print(f"  context-only chunks, {ctx.sizes.context_repo} ({len(files)} files, cold, "
+          f"--no-explain): {a['stats']['context']} of {a['stats']['context'] + a['stats']['chunks']} "
+          f"chunks reported SECURE unjudged; scan {a['seconds']:.1f} s vs {b['seconds']:.1f} s "
+          f"judging them ({fmt_x(speedup)} faster); judged, {flagged} of them would be INSECURE; "
+          f"other blocks' verdicts that differ: {differs}; file verdicts that differ: {changed}")  # fmt: skip
+    return {"repo": ctx.sizes.context_repo, "files": len(files), "context_chunks": a["stats"]["context"],
+            "judged_chunks": a["stats"]["chunks"], "scan_s": a["seconds"], "scan_s_judging": b["seconds"],
+            "speedup": speedup, "context_flagged_when_judged": flagged,
+            "other_blocks_differing": differs, "files_differing": changed}  # fmt: skip
 
 
 def _report(
@@ -200,7 +245,7 @@ def _edit_one_file(ctx: Context, folder: Path) -> tuple[str, int]:
     """Add a line of code to the last block of the file with the most chunks; (file, chunks
     whose text the edit changed)."""
     from axon_infralinter.terraform.blocks import split_blocks
-    from axon_infralinter.terraform.chunks import plan_chunks
+    from axon_infralinter.terraform.chunks import CONTEXT_KINDS, plan_chunks
 
     predictor = get_predictor(ctx)
     budget = predictor.max_code_tokens
@@ -210,14 +255,19 @@ def _edit_one_file(ctx: Context, folder: Path) -> tuple[str, int]:
         plans[path] = (text, plan_chunks(text, budget, predictor.count_tokens))
     path = max(plans, key=lambda p: (len(plans[p][1]), str(p)))
     text, _ = plans[path]
-    last = [b for b in split_blocks(text) if b.end_line > b.start_line][-1]  # not `x {}` on a line
+    # A multi-line block (not `x {}`) that the scan judges (not an input, output or setting).
+    last = [
+        b for b in split_blocks(text) if b.end_line > b.start_line and b.kind not in CONTEXT_KINDS
+    ][-1]
     lines = text.split("\n")
     lines.insert(last.end_line - 1, _EDIT.rstrip("\n"))
     edited = "\n".join(lines)
     path.write_text(edited, encoding="utf-8")
     known = {c.code for _, (_, chunks) in plans.items() for c in chunks}
     after = {
-        c.code for c in plan_chunks(edited, budget, predictor.count_tokens) if not c.suppressed
+        c.code
+        for c in plan_chunks(edited, budget, predictor.count_tokens)
+        if not (c.suppressed or c.context_only)
     }
     return path.relative_to(folder).as_posix(), len(after - known)
 
@@ -246,7 +296,8 @@ def _flop_limit(ctx: Context, folder: Path, peak_before: float) -> dict[str, Any
         text = read_terraform(path, path.name, 1_000_000)
         if isinstance(text, str):
             chunks = plan_chunks(text, predictor.max_code_tokens, predictor.count_tokens)
-            codes.update(c.code for c in chunks if not c.suppressed)
+            # What the scan judges: not suppressed chunks, not context-only ones (SECURE unjudged).
+            codes.update(c.code for c in chunks if not (c.suppressed or c.context_only))
     tokens = sum(
         len(prompt_ids(build_prompt(code), predictor.tokenizer, predictor.max_length))
         for code in codes

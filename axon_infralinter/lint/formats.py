@@ -28,6 +28,8 @@ it is bumped). `schema_version` 1:
                 "scored": int,      distinct texts the model scored (forward passes)
                 "explained": int,   distinct texts the model explained (generate calls)
                 "corrupt": int,     cache entries unreadable, rescored
+                "context": int,     chunks of only variable/output/locals/terraform blocks:
+                                    SECURE without a model call (not in "chunks")
                 "model_tokens": int,  prompt tokens the model ran (shared instruction once per call)
                 "cache": bool},     whether the verdict cache was used (lint.scan.ScanStats)
       "diff": null | {"ref": str, "commit": str, "scope": "blocks" | "files",
@@ -37,14 +39,15 @@ it is bumped). `schema_version` 1:
         "path": str,                relative to the scan root, posix separators
         "status": "scanned" | "suppressed" | "error",
         "label": "SECURE" | "INSECURE" | null,   worst judged block; null when nothing was judged
-        "score": float | null,      highest P(INSECURE) of the judged blocks
+        "score": float | null,      highest P(INSECURE) of the judged blocks (null: none judged)
         "reason": str | null,       suppression reason ("axonignore" for .axonignore)
         "error": str | null,        why it could not be scanned
         "blocks": [{
           "start_line": int, "end_line": int,    1-based, inclusive
           "resource": str | null,   e.g. "aws_s3_bucket.logs"; null for a whole file of many blocks
           "label": "SECURE" | "INSECURE" | null, null when suppressed
-          "score": float | null,    P(INSECURE); null when suppressed
+          "score": float | null,    P(INSECURE); null when suppressed or context
+          "context": bool,          only variable/output/locals/terraform blocks: SECURE unjudged
           "explanation": str,       the model's short explanation ("" when none)
           "suppressed": bool,
           "reason": str | null,     the `# axon:ignore` reason
@@ -183,6 +186,7 @@ def to_json(report: ScanReport) -> dict[str, Any]:
                         "score": b.score,
                         "explanation": b.explanation,
                         "suppressed": b.suppressed,
+                        "context": b.context,
                         "reason": b.reason,
                         "fingerprint": fingerprint(f, b) if b.label == "INSECURE" else None,
                         "baseline": b.baseline,

@@ -15,6 +15,11 @@ Each file is cut into the chunks the model judges (`terraform.chunks.plan_chunks
 (`lint.diff`); with `diff_scope` "blocks" (the default) each is still parsed whole, but only its
 chunks whose lines changed are judged and reported; "files" reports whole changed files.
 
+A chunk of only `variable`, `output`, `locals` and `terraform` blocks (`terraform.chunks.
+CONTEXT_KINDS`: nothing a scanner rule inspects) is reported SECURE without a model call, unless
+`judge_context` (`--judge-context-blocks`); in a file judged whole such blocks are context for
+the resources beside them.
+
 Every distinct chunk text is judged once per scan (identical blocks in two files share a verdict),
 from the verdict cache (`lint.cache`) when it holds it. The others go to the model's `score` in
 slices of `SCORE_SLICE`, each slice stored as soon as it is scored, so a killed scan keeps its work;
@@ -95,6 +100,9 @@ class ScanOptions:
     """Judge only files changed since this git ref (--diff); None: every file."""
     diff_scope: DiffScope = "blocks"
     """With diff_ref: report the chunks whose lines changed ("blocks") or whole files ("files")."""
+    judge_context: bool = False
+    """Also send chunks of only variable/output/locals/terraform blocks to the model
+    (--judge-context-blocks); default: SECURE without a model call."""
 
     def __post_init__(self) -> None:
         if not self.paths:
@@ -127,6 +135,9 @@ class BlockVerdict:
     """True when an `# axon:ignore` comment skipped it."""
     reason: str | None = None
     """The suppression's reason."""
+    context: bool = False
+    """True for a chunk of only variable/output/locals/terraform blocks, reported SECURE without
+    a model call (score None)."""
     text_sha256: str | None = field(default=None, compare=False)
     """sha256 of the judged text, comments stripped and whitespace collapsed
     (`lexer.normalize_whitespace`): the block part of a baseline fingerprint. None when
@@ -171,6 +182,9 @@ class ScanStats:
     """Distinct texts the model explained (one generate each)."""
     corrupt: int = 0
     """Cache entries that could not be read back, and were rescored."""
+    context: int = 0
+    """Chunks of only variable/output/locals/terraform blocks: SECURE without a model call (not
+    counted in `chunks`)."""
     model_tokens: int = 0
     """Prompt tokens the model ran to score them: the instruction every prompt starts with is run
     once per call (`models.predict.Predictor.score_prompts`), so fewer than their prompts hold."""
@@ -295,10 +309,14 @@ def scan(
         verdicts[rel] = verdict
         pending.append((verdict, chunks))
 
-    judged = [c for _, chunks in pending for c in chunks if not c.suppressed]
+    def context(c: Chunk) -> bool:
+        return c.context_only and not options.judge_context
+
+    judged = [c for _, chunks in pending for c in chunks if not c.suppressed and not context(c)]
     results, stats = _judge(
         predictor, [c.code for c in judged], threshold, options.explain, cache, progress
     )
+    stats.context = sum(context(c) for _, chunks in pending for c in chunks if not c.suppressed)
     by_chunk = iter(results)
     for verdict, chunks in pending:
         for c in chunks:
@@ -309,12 +327,20 @@ def scan(
                     )
                 )
                 continue
+            if context(c):
+                verdict.blocks.append(
+                    BlockVerdict(c.start_line, c.end_line, c.resource, "SECURE", None, context=True)
+                )
+                continue
             score, explanation = next(by_chunk)
             label: Label = "INSECURE" if score >= threshold else "SECURE"
             block = BlockVerdict(c.start_line, c.end_line, c.resource, label, score, explanation)
             block.text_sha256 = sha256_text(normalize_whitespace(strip_comments(c.code)))
             verdict.blocks.append(block)
         scored = [b.score for b in verdict.blocks if b.score is not None]
+        if not scored and any(b.context for b in verdict.blocks):  # inputs, outputs, settings
+            verdict.label = "SECURE"
+            continue
         if not scored:  # every block suppressed
             verdict.status = "suppressed"
             verdict.reason = next((b.reason for b in verdict.blocks if b.reason), None)

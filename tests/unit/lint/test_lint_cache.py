@@ -95,7 +95,7 @@ def test_a_corrupt_entry_is_rescored_not_fatal(tmp_path: Path, predictor, cache)
 
 
 def test_threshold_is_applied_after_the_cache(tmp_path: Path, predictor, cache) -> None:
-    (tmp_path / "tls.tf").write_text('locals {\n  mode = "weak-tls"\n}\n', encoding="utf-8")
+    (tmp_path / "tls.tf").write_text('resource "x" "t" {\n  mode = "weak-tls"\n}\n', "utf-8")
     assert _scan(tmp_path, predictor, cache, explain=False).files[0].label == "INSECURE"  # 0.6
     predictor.score_calls.clear()
     report = _scan(tmp_path, predictor, cache, threshold=0.7)

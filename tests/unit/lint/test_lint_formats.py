@@ -178,6 +178,7 @@ def test_json_document() -> None:
         "scored": 0,
         "explained": 0,
         "corrupt": 0,
+        "context": 0,
         "model_tokens": 0,
         "cache": False,
     }
@@ -199,6 +200,7 @@ def test_json_document() -> None:
         "score": 0.93,
         "explanation": "CKV_AWS_20: public ACL",
         "suppressed": False,
+        "context": False,
         "reason": None,
         "fingerprint": fingerprint(_report().files[0], _report().files[0].blocks[1]),
         "baseline": None,

@@ -402,7 +402,14 @@ def test_long_file_is_chunked_with_exact_line_ranges(tree: Path, predictor) -> N
     assert suppressed == [(313, "aws_security_group.admin")]
     assert (f.label, f.score) == ("INSECURE", 0.95)  # the worst block
     assert len(predictor.score_calls) == 1
-    assert len(predictor.score_calls[0]) == 36  # 37 blocks, one suppressed
+    # 37 blocks: one suppressed, six (terraform, 3 variables, locals, output) SECURE unjudged
+    assert len(predictor.score_calls[0]) == 30 and report.stats.context == 6
+    context = [(b.start_line, b.resource) for b in f.blocks if b.context]
+    assert context == [
+        (4, "terraform"), (18, "var.region"), (27, "var.environment"), (29, "var.allowed_cidrs"),
+        (38, "locals"), (331, "output.bucket_arns"),
+    ]  # fmt: skip
+    assert all(b.label == "SECURE" and b.score is None for b in f.blocks if b.context)
     # explanations come from one generate call over the insecure blocks only
     assert [len(c) for c in predictor.generate_calls] == [3]
     explained = {b.resource: b.explanation for b in f.blocks if b.explanation}
@@ -411,6 +418,27 @@ def test_long_file_is_chunked_with_exact_line_ranges(tree: Path, predictor) -> N
         "aws_s3_bucket_acl.reports": "CKV_AWS_20: S3 bucket ACL allows public access (fake)",
         "aws_security_group.web": "CKV_AWS_20: S3 bucket ACL allows public access (fake)",
     }
+
+
+def test_context_blocks_are_judged_on_request_and_alone_make_a_secure_file(
+    tree: Path, tmp_path: Path, predictor
+) -> None:
+    predictor.max_code_tokens = 200
+    report = _scan(tree, predictor, "long_mixed_blocks.tf", judge_context=True)
+    assert len(predictor.score_calls[0]) == 36 and report.stats.context == 0
+    assert not any(b.context for b in report.files[0].blocks)
+    # A file of only inputs and outputs: scanned, SECURE, no model call, exit 0.
+    predictor.score_calls.clear()
+    _write(tmp_path / "variables.tf", 'variable "cidr" {\n  default = "0.0.0.0/0"\n}\n')
+    _write(tmp_path / "outputs.tf", 'output "id" {\n  value = "weak-tls"\n}\n')
+    report = _scan(tmp_path, predictor, "variables.tf", "outputs.tf")
+    assert [(f.status, f.label, f.score) for f in report.files] == [("scanned", "SECURE", None)] * 2
+    assert predictor.score_calls == [] and exit_code(report) == 0
+    assert [b.context for f in report.files for b in f.blocks] == [True, True]
+    # In a file judged whole, a variable beside a resource is context for it: judged together.
+    _write(tmp_path / "mixed.tf", 'variable "v" {}\nresource "x" "tls" {\n  mode = "weak-tls"\n}\n')
+    (f,) = _scan(tmp_path, predictor, "mixed.tf").files
+    assert (f.label, f.blocks[0].context, len(predictor.score_calls[0])) == ("INSECURE", False, 1)
 
 
 def test_short_file_is_judged_whole(tree: Path, predictor) -> None:
@@ -423,7 +451,7 @@ def test_short_file_is_judged_whole(tree: Path, predictor) -> None:
 
 
 def test_threshold_option_overrides_predictor(tmp_path: Path, predictor) -> None:
-    _write(tmp_path / "tls.tf", 'locals {\n  mode = "weak-tls"\n}\n')  # fake score 0.6
+    _write(tmp_path / "tls.tf", 'resource "x" "tls" {\n  mode = "weak-tls"\n}\n')  # fake 0.6
     assert _scan(tmp_path, predictor).files[0].label == "INSECURE"
     report = _scan(tmp_path, predictor, threshold=0.7)
     assert (report.files[0].label, report.threshold, exit_code(report)) == ("SECURE", 0.7, 0)
@@ -449,10 +477,11 @@ def test_no_explanations_when_disabled_or_not_supported(tree: Path, predictor) -
 
 
 def test_keep_comments_sends_comments(tmp_path: Path, predictor) -> None:
-    _write(tmp_path / "c.tf", "# keep me\nlocals {\n  a = 1\n}\n")
+    _write(tmp_path / "c.tf", '# keep me\nresource "x" "c" {\n  a = 1\n}\n')
     _scan(tmp_path, predictor)
     _scan(tmp_path, predictor, keep_comments=True)
-    assert predictor.score_calls == [["locals {\n  a = 1\n}"], ["# keep me\nlocals {\n  a = 1\n}"]]
+    code = 'resource "x" "c" {\n  a = 1\n}'
+    assert predictor.score_calls == [[code], [f"# keep me\n{code}"]]
 
 
 def test_explanation_from_answer() -> None:

@@ -208,3 +208,19 @@ def test_plan_chunks_long_file_without_blocks_is_judged_whole() -> None:
 def test_plan_chunks_everything_suppressed() -> None:
     text = 'resource "a" "b" {\n  # axon:ignore ok\n}\n'
     assert plan_chunks(text, 100, _words) == [Chunk(1, 3, "a.b", "", True, "ok")]
+
+
+def test_plan_chunks_marks_chunks_of_only_inputs_outputs_and_settings() -> None:
+    # Judged whole: context-only when every block is a variable/output/locals/terraform block.
+    only = 'terraform {\n  required_version = ">= 1.0"\n}\nvariable "a" {}\noutput "b" {\n  value = 1\n}\n'
+    assert [c.context_only for c in plan_chunks(only, 10_000, _words)] == [True]
+    mixed = only + 'resource "aws_s3_bucket" "x" {\n}\n'
+    assert [c.context_only for c in plan_chunks(mixed, 10_000, _words)] == [False]
+    for kind in ("provider", "module", "data"):  # inspected by scanner rules: judged
+        block = f'{kind} "p" {{\n  x = 1\n}}\n' if kind != "data" else 'data "t" "n" {\n}\n'
+        assert [c.context_only for c in plan_chunks(block, 10_000, _words)] == [False]
+    # Block by block: each block on its own.
+    chunks = plan_chunks(mixed, 3, _words)
+    assert [(c.resource, c.context_only) for c in chunks] == [
+        ("terraform", True), ("var.a", True), ("output.b", True), ("aws_s3_bucket.x", False),
+    ]  # fmt: skip
