@@ -214,7 +214,10 @@ def test_scores_are_the_same_on_both_engines(
     assert [p["y_true"] for p in local["predictions"]] == [0, 1]
     for a, b in zip(local["predictions"], on_dask["predictions"], strict=True):
         assert (a["id"], a["y_true"], a["y_pred"]) == (b["id"], b["y_true"], b["y_pred"])
-        assert b["score"] == pytest.approx(a["score"], abs=1e-5)
+        # Under bf16 autocast a prompt's score depends on the batch it shares (padded width,
+        # kernel blocking): the workers batch per task, the local run all prompts together. The
+        # fp32 scores are equal to 1e-4 (tests/integration/test_score_mode.py); here a few 1e-4.
+        assert b["score"] == pytest.approx(a["score"], abs=2e-3)
     # The run files differ in their runtime fields only.
     assert _without_runtime(on_dask) == _without_runtime(local)
     assert on_dask["runtime"]["tokens_per_s"] > 0  # the workers' token counts came back

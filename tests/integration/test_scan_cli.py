@@ -117,14 +117,17 @@ def test_json_verdicts_are_consistent(json_run: tuple[Any, dict[str, Any]]) -> N
     assert 0 < threshold < 1
     assert report["model"]
     for f in report["files"]:
-        judged = [b for b in f["blocks"] if not b["suppressed"]]
+        judged = [b for b in f["blocks"] if not (b["suppressed"] or b["context"])]
         if f["status"] != "scanned":
             assert f["label"] is None and f["score"] is None and judged == []
             continue
+        # Chunks of only variable/output/locals/terraform blocks: SECURE, never sent to the model.
+        context = [b for b in f["blocks"] if b["context"]]
+        assert all(b["label"] == "SECURE" and b["score"] is None for b in context)
         for b in judged:
             assert 0.0 <= b["score"] <= 1.0
             assert b["label"] == ("INSECURE" if b["score"] >= threshold else "SECURE")
-        assert f["score"] == max(b["score"] for b in judged)
+        assert f["score"] == (max(b["score"] for b in judged) if judged else None)
         worst = any(b["label"] == "INSECURE" for b in judged)
         assert f["label"] == ("INSECURE" if worst else "SECURE")
     any_insecure = any(f["label"] == "INSECURE" for f in report["files"])
