@@ -176,7 +176,8 @@ def _add_train(sub: Any, handlers: Handlers) -> None:
         "--anchor-weight",
         type=float,
         help="with --pairs: hold single examples' verdict margins near the starting model's "
-        "(weight of (d - d_start)^2; default 0)",
+        "(weight of (d - d_start)^2; default 0; the margins are cached under "
+        "AXON_HOME/anchor-margins)",
     )
     t.add_argument(
         "--max-train-examples",

@@ -51,6 +51,12 @@ class Settings:
         return self.home / "verdict-cache"
 
     @property
+    def anchor_margins(self) -> Path:
+        """Folder of the starting model's decision margins for `axon train --anchor-weight`, one
+        JSON per (starting weights, tokenized training items) (`pair_train.margins_key`)."""
+        return self.home / "anchor-margins"
+
+    @property
     def model_cache(self) -> Path:
         """Folder of dequantized base models (safetensors)."""
         return self.home / "models"

@@ -44,6 +44,7 @@ from axon_infralinter.models.model_card import write_model_card
 from axon_infralinter.models.pair_train import (
     Item,
     PairCollator,
+    cached_reference_margins,
     make_pair_trainer,
     pair_items,
     reference_margins,
@@ -256,8 +257,9 @@ def train(
 
     model, tokenizer = _load_model(config, settings)
     trainer = _make_trainer(
-        config, model, tokenizer, items or train_rows, val_rows, checkpoints, progress
-    )
+        config, model, tokenizer, items or train_rows, val_rows, checkpoints, progress,
+        margins_cache=settings.anchor_margins,
+    )  # fmt: skip
     log_path = adapter_dir / "training_log.jsonl"
     if resume is None and log_path.exists() and trainer.args.process_index == 0:
         log_path.unlink()  # a fresh run starts a fresh log; a resumed run appends
@@ -383,6 +385,7 @@ def _make_trainer(
     val_rows: list[dict[str, Any]],
     checkpoints: Path,
     progress: bool,
+    margins_cache: Path | None = None,
 ) -> Any:
     """A transformers Trainer over the tokenized splits, with the target-token loss.
 
@@ -427,9 +430,18 @@ def _make_trainer(
         if config.anchor_weight:
             # The starting model's margins, before the Trainer exists (and before a resumed
             # checkpoint's weights load): the anchor is always the run's start.
-            refs = reference_margins(
-                model, list(train_ds), collator, label_token_ids(tokenizer),
-                dtype=resolve_dtype(config.precision), progress=progress,
+            # Cached under AXON_HOME by starting weights and items: a resumed run, or another
+            # weight from the same start, reads them back.
+            features, labels = list(train_ds), label_token_ids(tokenizer)
+            dtype = resolve_dtype(config.precision)
+            refs = (
+                cached_reference_margins(
+                    model, features, collator, labels, margins_cache, dtype=dtype,
+                    progress=progress,
+                )
+                if margins_cache is not None
+                else reference_margins(model, features, collator, labels, dtype=dtype,
+                                       progress=progress)
             )  # fmt: skip
             train_ds = train_ds.add_column("ref_margin", refs)
     elif config.loss_on == "target":

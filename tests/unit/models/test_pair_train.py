@@ -209,6 +209,9 @@ class _MarginModel:
     def parameters(self):  # noqa: ANN201
         yield self.weight
 
+    def named_parameters(self):  # noqa: ANN201
+        yield "weight", self.weight
+
     def eval(self) -> None:
         self.training = False
 
@@ -251,6 +254,42 @@ def test_reference_margins_score_single_items_in_eval_mode_and_leave_pairs_out()
         # (the same at every position, so the prompt's total is what counts).
         total = sum(features[k]["input_ids"][0])
         assert math.isclose(refs[k][0], (insecure - secure) * total / 1000, rel_tol=1e-5)
+
+
+def test_cached_margins_are_read_back_and_recomputed_for_other_weights_or_a_bad_file(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    from axon_infralinter.models.tokens import label_token_ids
+
+    items = [
+        [{"input_text": build_prompt("a = 1"), "target_text": "SECURE"}],
+        [
+            {"input_text": build_prompt("y = 0"), "target_text": "INSECURE"},
+            {"input_text": build_prompt("y = 1"), "target_text": "SECURE"},
+        ],
+    ]
+    features = pt.tokenize_items(items, TOK, max_length=2048)
+    model, labels, collate = _MarginModel(), label_token_ids(TOK), pt.PairCollator(_right_pad)
+
+    def margins() -> list[list[float]]:
+        return pt.cached_reference_margins(
+            model, features, collate, labels, tmp_path, batch_rows=1, progress=False
+        )
+
+    first = margins()
+    assert len(model.calls) == 1 and len(list(tmp_path.glob("*.json"))) == 1
+    again = margins()
+    assert len(model.calls) == 1  # read back: no forward pass
+    assert again[0] == first[0] and all(math.isnan(v) for v in again[1])
+    with torch.no_grad():
+        model.weight += 1  # another starting model: another key
+    margins()
+    assert len(model.calls) == 2 and len(list(tmp_path.glob("*.json"))) == 2
+    for path in tmp_path.glob("*.json"):
+        path.write_text("[[1.0", encoding="utf-8")  # a torn or corrupt file
+    assert margins()[0] == first[0] and len(model.calls) == 3
 
 
 def test_the_anchor_needs_pairs_and_a_non_negative_weight(tmp_path: Path) -> None:
