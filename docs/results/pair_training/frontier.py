@@ -4,7 +4,8 @@
         docs/results/pair_training/anchor_frontier.png
 
 Vertical bars: the pairwise score's repository-bootstrap 95% CI. Runs with the anchor term are
-drawn as squares; the arrows join each pair weight's run without and with it.
+drawn as squares; the arrows join P05 to A05 (the anchor added), then the anchored runs in the order
+of pair weight and steps (A05, A2, A8, A8L).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ LABELS = {
     "A05": "A05: pairs x0.5 + anchor",
     "H2": "H2: pairs x2, 200 steps",
     "A2": "A2: pairs x2 + anchor",
+    "A8": "A8: pairs x8 + anchor",
+    "A8L": "A8L: pairs x8 + anchor, 200 steps",
     "tfidf-logreg": "tfidf-logreg",
 }
-ANCHORED = {"A05", "A2"}
-ARROWS = (("P05", "A05"),)
+ANCHORED = {"A05", "A2", "A8", "A8L"}
+ARROWS = (("P05", "A05"), ("A05", "A2"), ("A2", "A8"), ("A8", "A8L"))
 
 
 def main(source: str, target: str) -> None:
