@@ -114,6 +114,7 @@ def _cmd_dataset_chunks(args: argparse.Namespace, settings: Settings) -> int:
         out=Path(args.out),
         max_code_tokens=code_budget(tokenizer, args.max_length),
         **_given(args, {"policy": "policy", "max_train": "max_train", "seed": "seed",
+                        "balance_types": "balance_types",
                         "answer_format": "answer_format"}),
     )  # fmt: skip
 
@@ -195,6 +196,7 @@ def _cmd_train(args: argparse.Namespace, settings: Settings) -> int:
         "pairs_dir": args.pairs,
         "pair_weight": args.pair_weight,
         "anchor_weight": args.anchor_weight,
+        "anchor_one_sided": args.anchor_one_sided,
         "max_train_examples": args.max_train_examples,
     }
     config = (

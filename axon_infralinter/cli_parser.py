@@ -105,6 +105,13 @@ def _add_dataset(sub: Any, handlers: Handlers) -> None:
     )
     ch.add_argument("--max-length", type=int, default=512, help="the training max_length")
     ch.add_argument("--max-train", type=int, help="keep at most N training chunks")
+    ch.add_argument(
+        "--balance-types",
+        action="store_true",
+        default=None,
+        help="with --max-train: draw SECURE chunks first from the resource types of the INSECURE "
+        "ones, so a type is not kept INSECURE-only when the pool has SECURE chunks of it",
+    )
     ch.add_argument("--base-model", help="tokenizer to count tokens with (default SmolLM2)")
     ch.add_argument("--policy")
     ch.add_argument("--seed", type=int)
@@ -178,6 +185,13 @@ def _add_train(sub: Any, handlers: Handlers) -> None:
         help="with --pairs: hold single examples' verdict margins near the starting model's "
         "(weight of (d - d_start)^2; default 0; the margins are cached under "
         "AXON_HOME/anchor-margins)",
+    )
+    t.add_argument(
+        "--anchor-one-sided",
+        action="store_true",
+        default=None,
+        help="with --anchor-weight: the anchor only resists a margin moving away from the "
+        "example's label (toward it is free), so examples the starting model judges wrong can learn",
     )
     t.add_argument(
         "--max-train-examples",

@@ -30,11 +30,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from axon_infralinter.data import scanner
-from axon_infralinter.data.prompt import AnswerFormat, build_prompt, build_target
+from axon_infralinter.data.prompt import AnswerFormat, build_prompt, build_target, split_prompt
 from axon_infralinter.errors import InputError
 from axon_infralinter.files import atomic_write_json, write_jsonl
 from axon_infralinter.schema import Finding, Label, read_records
-from axon_infralinter.terraform.blocks import count_lines
+from axon_infralinter.terraform.blocks import count_lines, split_blocks
 from axon_infralinter.terraform.chunks import plan_chunks
 
 SPLITS = ("train", "val", "test")
@@ -57,6 +57,9 @@ class ChunkConfig:
     policy: str = scanner.DEFAULT_POLICY
     max_train: int | None = None
     """Keep at most this many training chunks (random, seeded; INSECURE chunks kept first)."""
+    balance_types: bool = False
+    """With `max_train`: SECURE chunks are drawn first from the resource types the kept INSECURE
+    chunks declare (`_sample_types`), so no type that has SECURE chunks is left INSECURE-only."""
     seed: int = 0
     splits: Sequence[str] = field(default_factory=lambda: SPLITS)
     answer_format: AnswerFormat = "ids"
@@ -129,6 +132,7 @@ def build_chunk_dataset(
         "policy": config.policy,
         "answer_format": config.answer_format,
         "seed": config.seed,
+        "balance_types": config.balance_types,
         "splits": {},
         "skipped": [],
     }
@@ -165,7 +169,8 @@ def build_chunk_dataset(
         if split == "train":
             rows, dropped = _dedupe(rows)
             if config.max_train is not None and len(rows) > config.max_train:
-                rows = _sample(rows, config.max_train, config.seed)
+                sample = _sample_types if config.balance_types else _sample
+                rows = sample(rows, config.max_train, config.seed)
         else:
             dropped = {}
         labels = Counter(r["label"] for r in rows)
@@ -210,4 +215,60 @@ def _sample(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any
     rng.shuffle(secure)
     take_insecure = insecure[: max(n // 2, n - len(secure))]
     take_secure = secure[: n - len(take_insecure)]
+    return [rows[i] for i in sorted(take_insecure + take_secure)]
+
+
+def resource_types(row: dict[str, Any]) -> set[str]:
+    """The resource types a chunk's code declares (`resource "TYPE" "name"` blocks)."""
+    return {
+        b.labels[0]
+        for b in split_blocks(split_prompt(str(row["input_text"]))[1])
+        if b.kind == "resource" and b.labels
+    }
+
+
+def _sample_types(rows: list[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """`_sample`'s INSECURE chunks, and SECURE chunks drawn first type by type.
+
+    Measured on the v2 training split: `_sample` kept 1,042 of 6,313 SECURE chunks at random, and
+    36 resource types held by 519 of the 958 INSECURE chunks (azurerm_storage_container,
+    google_storage_bucket, ...) were left with no SECURE chunk although the pool had some, so a
+    model learns "this type is flagged". Here, in rounds, each type the kept INSECURE chunks declare
+    gets one more SECURE chunk declaring it (random, seeded) while it has fewer SECURE than
+    INSECURE chunks and the pool has one; the rest of the SECURE budget is drawn at random.
+    """
+    rng = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
+    insecure = [i for i, r in enumerate(rows) if r["label"] == "INSECURE"]
+    secure = [i for i, r in enumerate(rows) if r["label"] == "SECURE"]
+    rng.shuffle(insecure)
+    rng.shuffle(secure)
+    take_insecure = insecure[: max(n // 2, n - len(secure))]
+    budget = n - len(take_insecure)
+    want = Counter(t for i in take_insecure for t in resource_types(rows[i]))
+    by_type: dict[str, list[int]] = {}
+    for i in secure:
+        for t in sorted(resource_types(rows[i])):
+            if t in want:
+                by_type.setdefault(t, []).append(i)
+    chosen: set[int] = set()
+    have: Counter[str] = Counter()
+    progress = True
+    while progress and len(chosen) < budget:
+        progress = False
+        for t in sorted(by_type, key=lambda k: (-want[k], k)):
+            if len(chosen) >= budget:
+                break
+            if have[t] >= want[t]:
+                continue
+            pool = by_type[t]
+            while pool and pool[0] in chosen:
+                pool.pop(0)
+            if not pool:
+                continue
+            i = pool.pop(0)
+            chosen.add(i)
+            have.update(resource_types(rows[i]))
+            progress = True
+    rest = [i for i in secure if i not in chosen]
+    take_secure = sorted(chosen) + rest[: budget - len(chosen)]
     return [rows[i] for i in sorted(take_insecure + take_secure)]

@@ -176,11 +176,30 @@ def pair_rank_loss(margins: Any, pair_rows: Any) -> Any:
     return F.softplus(-diff).sum()
 
 
-def anchor_loss(margins: Any, reference: Any) -> Any:
-    """Sum of (d - d_start)^2 over the rows with a reference margin (NaN: no term for that row)."""
+def anchor_loss(margins: Any, reference: Any, signs: Any = None) -> Any:
+    """Sum of (d - d_start)^2 over the rows with a reference margin (NaN: no term for that row).
+
+    With `signs` (+1 for an INSECURE row, -1 for a SECURE one: `decision_signs`), one-sided: only
+    a move away from the label counts, max(0, s (d_start - d))^2.
+    """
     keep = ~reference.isnan()
     diff = margins[keep] - reference[keep].to(margins.device, margins.dtype)
+    if signs is not None:
+        diff = (-signs[keep].to(margins.device, margins.dtype) * diff).clamp(min=0)
     return (diff * diff).sum()
+
+
+def decision_signs(labels: Any, secure_id: int, insecure_id: int) -> Any:
+    """Per row: +1 when its first target token is INSECURE, -1 when SECURE, 0 otherwise."""
+    import torch
+
+    mask = labels != IGNORE_INDEX
+    first = (mask & (mask.long().cumsum(dim=1) == 1)).float().argmax(dim=1)
+    token = labels.gather(1, first.view(-1, 1))[:, 0]
+    zero = torch.zeros_like(token, dtype=torch.float32)
+    return torch.where(
+        token == insecure_id, zero + 1, torch.where(token == secure_id, zero - 1, zero)
+    )
 
 
 def reference_margins(
@@ -292,6 +311,7 @@ def make_pair_trainer(
     label_ids: tuple[int, int],
     items_per_step: int,
     anchor_weight: float = 0.0,
+    anchor_one_sided: bool = False,
     **trainer_kwargs: Any,
 ) -> Any:
     """A transformers Trainer whose training loss adds the pairs' ranking term (and the anchor
@@ -303,6 +323,7 @@ def make_pair_trainer(
         items_per_step: Items per optimizer step per device (accumulation x batch size): the
             divisor that makes each term a mean per item.
         anchor_weight: Weight of the anchor term (0: none).
+        anchor_one_sided: Anchor only a move away from the row's label (`anchor_loss`).
         trainer_kwargs: As for `transformers.Trainer`.
     """
     from transformers import Trainer
@@ -331,7 +352,11 @@ def make_pair_trainer(
                     rank = pair_rank_loss(margins, pair_rows.to(margins.device))
                     loss = loss + pair_weight * rank / items_per_step
                 if anchor_on:
-                    loss = loss + anchor_weight * anchor_loss(margins, reference) / items_per_step
+                    signs = (
+                        decision_signs(labels, secure_id, insecure_id) if anchor_one_sided else None
+                    )
+                    anchor = anchor_loss(margins, reference, signs)
+                    loss = loss + anchor_weight * anchor / items_per_step
             return (loss, outputs) if return_outputs else loss
 
     return PairTrainer(**trainer_kwargs)

@@ -123,6 +123,11 @@ class TrainConfig:
     model's (the --init-adapter's) decision margin on the same example, computed once before
     training (`models.pair_train`); it keeps real blocks' verdicts while the pairs train (0: none).
     Needs --pairs."""
+    anchor_one_sided: bool = False
+    """The anchor term only on a move away from the example's label: max(0, s (d_start - d))^2,
+    s = +1 for an INSECURE example and -1 for a SECURE one. With the two-sided anchor an example
+    the starting model judges wrong is held wrong (e.g. the SECURE blocks of a type it always
+    flags); here it may move toward its label, and none may move away from it."""
     max_train_examples: int | None = None
     """Keep at most this many single training examples (data_dir's and the neutral variants;
     a seeded random sample); every pair is kept. None: all."""
@@ -150,6 +155,7 @@ class TrainConfig:
             (self.pair_weight >= 0, f"--pair-weight must be >= 0, got {self.pair_weight}"),
             (self.anchor_weight >= 0, f"--anchor-weight must be >= 0, got {self.anchor_weight}"),
             (not self.anchor_weight or self.pairs_dir is not None, "--anchor-weight needs --pairs"),
+            (not self.anchor_one_sided or self.anchor_weight > 0, "--anchor-one-sided needs --anchor-weight"),
             (self.max_train_examples is None or self.max_train_examples >= 1, "--max-train-examples must be >= 1"),
             (0 <= self.lora_dropout < 1, f"lora_dropout must be in [0, 1), got {self.lora_dropout}"),
             (self.precision in ("auto", "fp32", "bf16"), f"precision must be auto, fp32 or bf16, got {self.precision!r}"),

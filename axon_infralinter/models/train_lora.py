@@ -470,6 +470,7 @@ def _make_trainer(
         label_token_ids(tokenizer),
         items_per_step,
         anchor_weight=config.anchor_weight,
+        anchor_one_sided=config.anchor_one_sided,
         **kwargs,
     )
 

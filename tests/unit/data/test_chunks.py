@@ -157,3 +157,45 @@ def test_max_train_keeps_insecure_chunks_first(tmp_path: Path) -> None:
 def test_missing_split_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="axon dataset build"):
         build_chunk_dataset(ChunkConfig(tmp_path, tmp_path, tmp_path / "out", 100), words)
+
+
+def _typed(kind: str, name: str, label: str) -> dict[str, Any]:
+    code = f'resource "{kind}" "{name}" {{\n  name = "{name}"\n}}\n'
+    return {"id": f"{kind}.{name}", "label": label, "input_text": build_prompt(code)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_balance_types_draws_secure_chunks_of_the_insecure_types_first(seed: int) -> None:
+    from axon_infralinter.data.chunks import _sample_types, resource_types
+
+    rows = [
+        _typed("aws_s3_bucket", "i1", "INSECURE"),
+        _typed("aws_s3_bucket", "i2", "INSECURE"),
+        _typed("google_storage_bucket", "i3", "INSECURE"),
+        *[_typed("azurerm_resource_group", f"s{i}", "SECURE") for i in range(10)],
+        _typed("google_storage_bucket", "s1", "SECURE"),
+        _typed("aws_s3_bucket", "s2", "SECURE"),
+        _typed("aws_s3_bucket", "s3", "SECURE"),
+        _typed("aws_s3_bucket", "s4", "SECURE"),  # one more than the INSECURE side needs
+    ]
+    assert resource_types(rows[0]) == {"aws_s3_bucket"}
+    kept = _sample_types(rows, 6, seed)
+    secure = [r for r in kept if r["label"] == "SECURE"]
+    assert len(kept) == 6 and len(secure) == 3
+    types = sorted(t for r in secure for t in resource_types(r))
+    # two of the three aws_s3_bucket ones and the google_storage_bucket one, no resource group
+    assert types == ["aws_s3_bucket", "aws_s3_bucket", "google_storage_bucket"]
+    # the rest of the budget is drawn at random when the typed SECURE chunks run out
+    assert len(_sample_types(rows, 14, seed)) == 14
+    assert [r["id"] for r in kept] == [r["id"] for r in rows if r in kept]  # order kept
+
+
+def test_build_records_balance_types_on_the_card(tmp_path: Path) -> None:
+    layout(tmp_path, [(BUCKET, record(BUCKET, "INSECURE", [PUBLIC]))], "train")
+    for split in ("val", "test"):
+        write_jsonl(tmp_path / "data" / f"{split}.jsonl", [])
+    config = ChunkConfig(
+        tmp_path / "data", tmp_path / "corpus", tmp_path / "out", 1000, max_train=4,
+        balance_types=True,
+    )  # fmt: skip
+    assert build_chunk_dataset(config, words)["balance_types"] is True

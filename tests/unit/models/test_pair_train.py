@@ -302,3 +302,38 @@ def test_the_anchor_needs_pairs_and_a_non_negative_weight(tmp_path: Path) -> Non
     assert (
         tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path, anchor_weight=1.0).anchor_weight == 1
     )
+
+
+def test_one_sided_anchor_only_resists_a_move_away_from_the_label() -> None:
+    import torch
+
+    # row 0 INSECURE, row 1 SECURE, row 2 SECURE, row 3 INSECURE without a reference
+    reference = torch.tensor([1.0, -1.0, -1.0, math.nan])
+    signs = torch.tensor([1.0, -1.0, -1.0, 1.0])
+    margins = torch.tensor([0.0, -3.0, 1.0, -9.0], requires_grad=True)
+    loss = pt.anchor_loss(margins, reference, signs)
+    # row 0 fell 1 below its start (away from INSECURE): 1; row 1 moved toward SECURE: 0;
+    # row 2 rose 2 above its start (away from SECURE): 4; row 3 has no reference
+    assert math.isclose(float(loss.detach()), 5.0)
+    loss.backward()
+    assert margins.grad is not None and margins.grad.tolist() == [-2.0, 0.0, 4.0, 0.0]
+    assert math.isclose(float(pt.anchor_loss(margins.detach(), reference)), 1 + 4 + 4)
+
+
+def test_decision_signs_read_the_first_target_token() -> None:
+    import torch
+
+    ignore = tokens.IGNORE_INDEX
+    labels = torch.tensor([[ignore, ignore, 5, 9], [ignore, 7, 5, 9], [ignore, ignore, ignore, 3]])
+    assert pt.decision_signs(labels, secure_id=7, insecure_id=5).tolist() == [1.0, -1.0, 0.0]
+
+
+def test_the_one_sided_anchor_needs_an_anchor_weight(tmp_path: Path) -> None:
+    from axon_infralinter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--anchor-one-sided needs --anchor-weight"):
+        tl.resolve_config("smollm2-cpu", pairs_dir=tmp_path, anchor_one_sided=True)
+    config = tl.resolve_config(
+        "smollm2-cpu", pairs_dir=tmp_path, anchor_weight=1.0, anchor_one_sided=True
+    )
+    assert config.anchor_one_sided is True
